@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast setup lock clean
+
+# The venv is (re)built whenever the lock or the project metadata changes.
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check --require-hashes -r requirements/lock.txt
+	$(BIN)/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/data-prep synth mini --out data/synth-mini-raw
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow and not docker"
+
+# Refresh the hash lock after editing requirements/requirements.in (README: "Refreshing the lock").
+lock: $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check pip-tools
+	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements/lock.txt requirements/requirements.in
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,161 @@
+"""Run a dataset's shard jobs in parallel, resumably, then write its manifest.
+
+A job is a JSON spec that fully determines one shard's bytes. A shard is skipped when its
+record names the same spec digest and its file still hashes to the recorded sha256; anything
+else is (re)built. Builders run in worker processes and save their record themselves, so work
+finished before a crash or Ctrl-C is never redone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from data_prep.errors import DataPrepError
+from data_prep.manifest import (
+    RECORD_DIR,
+    SHARD_DIR,
+    ShardRecord,
+    build_manifest,
+    canonical_json,
+    digest_of,
+    shard_name,
+    write_manifest,
+)
+from data_prep.storage import DatasetDir
+
+PARAMS_FILE = f"{RECORD_DIR}/params.json"
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    index: int
+    spec: dict[str, Any]  # determines the shard's bytes; its digest is stored in the record
+    rows: int  # expected number of input items (for progress)
+    context: dict[str, Any] = field(default_factory=dict)  # where inputs live; not digested
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.spec)
+
+    @property
+    def file(self) -> str:
+        return shard_name(self.index)
+
+
+Builder = Callable[[str, ShardJob], ShardRecord]
+
+
+@dataclass
+class Outcome:
+    built: int
+    skipped: int
+    shards_total: int
+    manifest: dict[str, Any] | None  # None while other slices are still missing
+
+
+def parse_slice(text: str | None, total: int) -> range:
+    """``i:j`` (Python slice syntax, either end optional) over ``total`` shards."""
+    if not text:
+        return range(total)
+    try:
+        start_text, stop_text = text.split(":")
+        start = int(start_text) if start_text else 0
+        stop = int(stop_text) if stop_text else total
+    except ValueError:
+        raise DataPrepError(f"--shards {text!r} is not of the form i:j (e.g. 0:100)") from None
+    if not 0 <= start < stop <= total:
+        raise DataPrepError(f"--shards {text!r} is outside 0:{total} (this dataset has {total} shards)")
+    return range(start, stop)
+
+
+def claim_directory(dataset: DatasetDir, params: dict[str, Any]) -> None:
+    """Refuse to mix two different datasets in one directory; remember this one's params."""
+    dataset.ensure(SHARD_DIR)
+    dataset.ensure(RECORD_DIR)
+    if dataset.exists(PARAMS_FILE):
+        existing = json.loads(dataset.read_bytes(PARAMS_FILE))
+        if existing != params:
+            raise DataPrepError(
+                f"{dataset.location} already holds a different dataset ({existing}); "
+                "choose another --out or delete that directory"
+            )
+    else:
+        dataset.write_bytes(PARAMS_FILE, canonical_json(params))
+    for sub in (SHARD_DIR, RECORD_DIR):
+        dataset.remove_stale_temporaries(sub)
+
+
+def is_done(dataset: DatasetDir, job: ShardJob) -> bool:
+    record = ShardRecord.load(dataset, job.index)
+    return (
+        record is not None
+        and record.job == job.digest
+        and dataset.exists(job.file)
+        and dataset.sha256(job.file) == record.sha256
+    )
+
+
+def run(
+    location: str,
+    kind: str,
+    fmt: str,
+    params: dict[str, Any],
+    jobs: list[ShardJob],
+    selected: range,
+    build: Builder,
+    workers: int,
+    show_progress: bool = True,
+) -> Outcome:
+    dataset = DatasetDir(location)
+    claim_directory(dataset, params)
+    todo = [job for job in (jobs[i] for i in selected) if not is_done(dataset, job)]
+    skipped = len(selected) - len(todo)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        bar = progress.add_task(f"{kind} shards -> images", total=sum(j.rows for j in todo))
+        if workers <= 1 or len(todo) <= 1:
+            for job in todo:
+                build(location, job)
+                progress.advance(bar, job.rows)
+        else:
+            _run_parallel(location, todo, build, workers, lambda job: progress.advance(bar, job.rows))
+
+    return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
+
+
+def _run_parallel(location: str, todo: list[ShardJob], build: Builder, workers: int, done) -> None:
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        pending = {pool.submit(build, location, job): job for job in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                future.result()  # re-raise a worker's failure here
+                done(job)
+    except BaseException:
+        # Ctrl-C or a failed shard: stop handing out work. Finished shards keep their records,
+        # unfinished ones exist only as temporaries that the next run deletes.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def finalize(dataset: DatasetDir, kind: str, fmt: str, params: dict[str, Any], jobs: list[ShardJob]):
+    """Write manifest.json and SHA256SUMS once every shard of the dataset has its record."""
+    records = []
+    for job in jobs:
+        record = ShardRecord.load(dataset, job.index)
+        if record is None or record.job != job.digest:
+            return None
+        records.append(record)
+    manifest = build_manifest(kind, fmt, params, records)
+    write_manifest(dataset, manifest)
+    return manifest

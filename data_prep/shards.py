@@ -1,0 +1,103 @@
+"""The parquet schema of a shard and the writer that produces one.
+
+Raw shards match the reference benchmark's data: column ``image`` holds 256x256x3 uint8
+arrays as Ray's tensor extension type (``ray.data.arrow_tensor``), so ``ray.data.read_parquet``
+yields ``(N, 256, 256, 3)`` uint8 batches. Without Ray, pyarrow still reads the column as its
+storage type (a list of uint8), which ``image_array_to_numpy`` reshapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_prep.storage import DatasetDir
+
+RAW_SHAPE = (256, 256, 3)
+ROWS_PER_GROUP = 128
+COMPRESSION = "snappy"
+FORMATS = ("raw", "jpeg")
+
+
+def tensor_type() -> pa.DataType:
+    # Imported here so that reading shards never needs Ray; writing raw shards does.
+    from ray.data.extensions import ArrowTensorType
+
+    return ArrowTensorType(RAW_SHAPE, pa.uint8())
+
+
+def schema(fmt: str) -> pa.Schema:
+    if fmt == "raw":
+        return pa.schema([("id", pa.string()), ("label", pa.int32()), ("image", tensor_type())])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("label", pa.int32()),
+            ("image", pa.binary()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+        ]
+    )
+
+
+@dataclass
+class Rows:
+    """A group of decoded rows: raw images as one (N,256,256,3) array, or JPEG bytes."""
+
+    ids: list[str]
+    labels: list[int]
+    images: np.ndarray | list[bytes]
+    heights: list[int] | None = None
+    widths: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def to_table(rows: Rows, fmt: str) -> pa.Table:
+    target = schema(fmt)
+    ids = pa.array(rows.ids, pa.string())
+    labels = pa.array(rows.labels, pa.int32())
+    if fmt == "raw":
+        images = np.ascontiguousarray(rows.images, dtype=np.uint8).reshape(len(rows), -1)
+        per_image = int(np.prod(RAW_SHAPE))
+        offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32) * per_image)
+        storage = pa.ListArray.from_arrays(offsets, pa.array(images.reshape(-1)))
+        image_col = pa.ExtensionArray.from_storage(target.field("image").type, storage)
+        return pa.Table.from_arrays([ids, labels, image_col], schema=target)
+    return pa.Table.from_arrays(
+        [
+            ids,
+            labels,
+            pa.array(rows.images, pa.binary()),
+            pa.array(rows.heights, pa.int32()),
+            pa.array(rows.widths, pa.int32()),
+        ],
+        schema=target,
+    )
+
+
+def write_shard(dataset: DatasetDir, name: str, fmt: str, groups: Iterable[Rows]) -> int:
+    """Write row groups to ``name`` atomically; returns the number of rows written."""
+    written = 0
+    with dataset.atomic_writer(name) as out:
+        with pq.ParquetWriter(out, schema(fmt), compression=COMPRESSION) as writer:
+            for rows in groups:
+                if len(rows):
+                    writer.write_table(to_table(rows, fmt), row_group_size=ROWS_PER_GROUP)
+                    written += len(rows)
+    return written
+
+
+def image_array_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """(N,256,256,3) uint8 from a raw ``image`` column, with or without Ray's type registered."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.ExtensionArray):
+        column = column.storage
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape((len(column), *RAW_SHAPE))

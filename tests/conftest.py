@@ -1,0 +1,48 @@
+"""Shared fixtures: CLI runners and a session-wide local Ray instance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(tool: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run a console script as a user would (real exit codes, real stderr)."""
+    exe = Path(sys.executable).parent / tool
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One small local Ray instance for every test that needs it."""
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Fast tests first: a failure shows up in seconds, the slow end-to-end runs come last."""
+    items.sort(key=lambda item: ("docker" in item.keywords, "slow" in item.keywords))

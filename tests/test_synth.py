@@ -1,0 +1,164 @@
+"""data-prep synth: determinism, manifest and checksums, slices, resume, Ray compatibility."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from data_prep import jobs, synth
+from data_prep.cli import app
+from data_prep.shards import image_array_to_numpy
+
+
+def make(runner, out: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["synth", "--out", str(out), "-q", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_image_is_deterministic_and_structured():
+    a, b = synth.synth_image(7, 3), synth.synth_image(7, 3)
+    assert a.dtype == np.uint8 and a.shape == (256, 256, 3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, synth.synth_image(7, 4))
+    assert not np.array_equal(a, synth.synth_image(8, 3))
+    # Not noise: neighbouring pixels are strongly correlated, unlike uniform random data.
+    flat = a.astype(np.float64).mean(axis=2)
+    assert np.corrcoef(flat[:, :-1].ravel(), flat[:, 1:].ravel())[0, 1] > 0.5
+    # Realistic JPEG size for a 256x256 crop: far from both flat colour and pure noise.
+    size = len(_jpeg(a))
+    assert 8_000 < size < 60_000
+
+
+def _jpeg(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def test_pixels_do_not_depend_on_the_platform():
+    # Integer-only generation: this digest must be the same on every machine. If it changes,
+    # every published dataset checksum changes with it.
+    digest = hashlib.sha256(synth.synth_image(0, 0).tobytes()).hexdigest()
+    assert digest == "1a9c862463c76af830c6ddfbca984785ee97b9b5c2474eaebafbcbb51a577597"
+
+
+def test_manifest_checksums_match_sha256sum(runner, tmp_path):
+    out = tmp_path / "d"
+    m = make(runner, out, "--images", "250", "--rows-per-shard", "100", "--workers", "1")
+    assert m["totals"]["images"] == 250 and m["totals"]["shards"] == 3
+    assert [s["rows"] for s in m["shards"]] == [100, 100, 50]
+    assert m["totals"]["decoded_bytes"] == 250 * 256 * 256 * 3
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": OK") == 3
+    listing = subprocess.run(["sha256sum", "SHA256SUMS"], cwd=out, capture_output=True, text=True).stdout
+    assert listing.split()[0] == m["dataset_sha256"]
+    for shard in m["shards"]:
+        assert (out / shard["file"]).stat().st_size == shard["bytes"]
+
+
+def test_same_command_gives_identical_bytes_whatever_the_parallelism(runner, tmp_path):
+    a = make(runner, tmp_path / "a", "--images", "150", "--rows-per-shard", "50", "--workers", "1")
+    b = make(runner, tmp_path / "b", "--images", "150", "--rows-per-shard", "50", "--workers", "2")
+    assert a == b
+    assert (tmp_path / "a/manifest.json").read_bytes() == (tmp_path / "b/manifest.json").read_bytes()
+    for shard in a["shards"]:
+        assert (tmp_path / "a" / shard["file"]).read_bytes() == (tmp_path / "b" / shard["file"]).read_bytes()
+
+
+def test_rows_match_the_generator_when_read_back_with_plain_pyarrow(runner, tmp_path):
+    m = make(runner, tmp_path / "d", "--images", "20", "--rows-per-shard", "10", "--seed", "5")
+    table = pq.read_table(tmp_path / "d" / m["shards"][1]["file"])
+    images = image_array_to_numpy(table.column("image"))
+    assert table.column("id").to_pylist() == [synth.image_id(i) for i in range(10, 20)]
+    assert table.column("label").to_pylist() == [-1] * 10
+    for offset, image in enumerate(images):
+        assert np.array_equal(image, synth.synth_image(5, 10 + offset))
+
+
+def test_jpeg_format_stores_decodable_jpegs_with_sizes(runner, tmp_path):
+    m = make(runner, tmp_path / "j", "--images", "12", "--format", "jpeg", "--rows-per-shard", "5")
+    assert m["format"] == "jpeg" and m["totals"]["images"] == 12
+    table = pq.read_table(tmp_path / "j" / m["shards"][0]["file"])
+    assert table.schema.field("image").type == "binary"
+    for i, (data, h, w) in enumerate(zip(*(table.column(c).to_pylist() for c in ("image", "height", "width")))):
+        decoded = np.asarray(Image.open(io.BytesIO(data)))
+        assert decoded.shape == (h, w, 3) == (256, 256, 3)
+        # Lossy, but close to the raw pixels.
+        assert np.abs(decoded.astype(int) - synth.synth_image(0, i)).mean() < 8
+    # JPEG is several times smaller on disk than raw.
+    assert m["totals"]["disk_bytes"] / 12 < 256 * 256 * 3 / 4
+
+
+def test_slices_written_separately_complete_the_same_dataset(runner, tmp_path):
+    whole = make(runner, tmp_path / "whole", "--images", "90", "--rows-per-shard", "30")
+    sliced = tmp_path / "sliced"
+    first = runner.invoke(app, ["synth", "--out", str(sliced), "-q", "--images", "90", "--rows-per-shard", "30", "--shards", "1:3"])
+    assert first.exit_code == 0, first.output
+    assert not (sliced / "manifest.json").exists()  # shard 0 is still missing
+    assert "this slice is done" in first.output
+    second = make(runner, sliced, "--images", "90", "--rows-per-shard", "30", "--shards", "0:1")
+    assert second == whole
+
+
+def test_rerun_resumes_rebuilding_only_damaged_or_missing_shards(runner, tmp_path):
+    out = tmp_path / "d"
+    m = make(runner, out, "--images", "60", "--rows-per-shard", "20")
+    (out / m["shards"][0]["file"]).unlink()
+    with open(out / m["shards"][1]["file"], "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x01\x02")
+    (out / "shards" / "shard-000002.parquet.abcd1234.tmp").write_bytes(b"half a shard")
+    result = runner.invoke(app, ["synth", "--out", str(out), "--images", "60", "--rows-per-shard", "20"])
+    assert result.exit_code == 0, result.output
+    assert "built 2 shard(s), kept 1 already complete" in result.output
+    assert not list(out.glob("shards/*.tmp"))
+    assert json.loads((out / "manifest.json").read_text()) == m
+
+
+def test_a_directory_holding_another_dataset_is_refused(cli, tmp_path):
+    out = tmp_path / "d"
+    cli("data-prep", "synth", "--out", str(out), "--images", "10", "-q", check=True)
+    proc = cli("data-prep", "synth", "--out", str(out), "--images", "11", "-q")
+    assert proc.returncode == 2
+    assert "already holds a different dataset" in proc.stderr
+
+
+def test_plan_covers_every_image_once():
+    planned = synth.plan(2_345, 0, "raw", 1000)
+    assert [j.rows for j in planned] == [1000, 1000, 345]
+    assert planned[2].spec["start"] == 2000 and planned[2].spec["stop"] == 2345
+    assert len({j.digest for j in planned}) == 3
+
+
+@pytest.mark.parametrize("text, expected", [(None, range(0, 10)), ("2:5", range(2, 5)), (":3", range(0, 3)), ("7:", range(7, 10))])
+def test_parse_slice(text, expected):
+    assert jobs.parse_slice(text, 10) == expected
+
+
+@pytest.mark.parametrize("text", ["5", "3:2", "0:11", "a:b"])
+def test_parse_slice_rejects_nonsense(text):
+    with pytest.raises(Exception, match="--shards"):
+        jobs.parse_slice(text, 10)
+
+
+def test_ray_reads_the_reference_schema(ray_local, runner, tmp_path):
+    make(runner, tmp_path / "d", "--images", "40", "--rows-per-shard", "16")
+    ds = ray_local.data.read_parquet(str(tmp_path / "d"))
+    batches = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
+    ids = [i for b in batches for i in b["id"]]
+    assert sorted(ids) == [synth.image_id(i) for i in range(40)]
+    for batch in batches:
+        assert batch["image"].dtype == np.uint8
+        assert batch["image"].shape[1:] == (256, 256, 3)
+        first = int(batch["id"][0].split("-")[1])
+        assert np.array_equal(batch["image"][0], synth.synth_image(0, first))
