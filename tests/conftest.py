@@ -32,9 +32,10 @@ def runner():
     return CliRunner()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """One small local Ray instance for every test that needs it."""
+    """A small local Ray instance shared by one test module (modules that build their own
+    multi-node cluster need Ray to be down)."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")

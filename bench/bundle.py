@@ -1,0 +1,182 @@
+"""The result bundle: one writer, one verifier; everything else reads bundles through them.
+
+A bundle is a directory with result.json (versioned schema), env.json, predictions.parquet,
+ray_data_stats.txt and SHA256SUMS (``sha256sum -c`` format, covering every other file). It is
+assembled under a temporary name and renamed into place only when complete, so a failed run
+never leaves a bundle that verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 1
+RESULT = "result.json"
+ENV = "env.json"
+PREDICTIONS = "predictions.parquet"
+STATS = "ray_data_stats.txt"
+SUMS = "SHA256SUMS"
+REQUIRED = {
+    "schema_version": int,
+    "images": int,
+    "throughput_img_s": float,
+    "throughput_img_s_excl_metadata": float,
+    "dataset_sha256": str,
+    "weights_sha256": str,
+    "predictions_sha256": str,
+    "pipeline": str,
+    "config": dict,
+}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def predictions_sha256(path: Path) -> str:
+    """Canonical: rows sorted by id, one ``id<TAB>top1`` line each. Independent of row order,
+    batch sizes and extra columns, so equal data + weights + hardware class give equal values."""
+    table = pq.read_table(path, columns=["id", "top1"])
+    table = table.take(pc.sort_indices(table, sort_keys=[("id", "ascending")]))
+    digest = hashlib.sha256()
+    for ident, top1 in zip(table.column("id").to_pylist(), table.column("top1").to_pylist()):
+        digest.update(f"{ident}\t{top1}\n".encode())
+    return digest.hexdigest()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+class BundleWriter:
+    """Collects a bundle's files in a staging directory next to ``final``."""
+
+    def __init__(self, final: Path):
+        if final.exists() and any(final.iterdir()):
+            raise BenchError(f"{final} already exists and is not empty; choose another --out")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.final = final
+        self.staging = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+        self.staging.mkdir()
+
+    def path(self, name: str) -> Path:
+        return self.staging / name
+
+    def write_text(self, name: str, text: str) -> None:
+        self.path(name).write_text(text)
+
+    def commit(self, result: dict[str, Any], env: dict[str, Any]) -> Path:
+        result = {"schema_version": SCHEMA_VERSION, **result,
+                  "predictions_sha256": predictions_sha256(self.path(PREDICTIONS))}
+        self.write_text(RESULT, dumps(result))
+        self.write_text(ENV, dumps(env))
+        files = sorted(p.name for p in self.staging.iterdir() if p.name != SUMS)
+        self.write_text(SUMS, "".join(f"{sha256_file(self.path(n))}  {n}\n" for n in files))
+        if self.final.exists():
+            self.final.rmdir()
+        self.staging.rename(self.final)
+        return self.final
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+@dataclass
+class Verdict:
+    bundle: Path
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(bundle: Path) -> Verdict:
+    """Check every digest, that no file is missing or extra, and the result's schema and
+    internal consistency (a doctored figure that no longer adds up is caught too)."""
+    verdict = Verdict(bundle)
+    problems = verdict.problems
+    if not bundle.is_dir():
+        problems.append(f"{bundle} is not a bundle directory")
+        return verdict
+    sums = bundle / SUMS
+    if not sums.is_file():
+        problems.append(f"{SUMS}: missing")
+        return verdict
+    listed: dict[str, str] = {}
+    for number, line in enumerate(sums.read_text().splitlines(), start=1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or "/" in name or name in ("", ".", ".."):
+            problems.append(f"{SUMS}: line {number} is malformed")
+            continue
+        listed[name] = digest
+    present = {p.name for p in bundle.iterdir()} - {SUMS}
+    for name in sorted(set(listed) - present):
+        problems.append(f"{name}: missing")
+    for name in sorted(present - set(listed)):
+        problems.append(f"{name}: extra file not listed in {SUMS}")
+    for name in sorted(set(listed) & present):
+        path = bundle / name
+        if not path.is_file() or path.is_symlink():
+            problems.append(f"{name}: not a regular file")
+        elif sha256_file(path) != listed[name]:
+            problems.append(f"{name}: sha256 does not match {SUMS}")
+    for name in (RESULT, ENV, PREDICTIONS):
+        if name not in listed:
+            problems.append(f"{name}: required file not in bundle")
+    if problems:
+        return verdict
+    problems.extend(_check_result(bundle))
+    return verdict
+
+
+def _check_result(bundle: Path) -> list[str]:
+    try:
+        result = json.loads((bundle / RESULT).read_text())
+    except ValueError as exc:
+        return [f"{RESULT}: not valid JSON ({exc})"]
+    problems = []
+    for key, kind in REQUIRED.items():
+        value = result.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            if not (kind is float and isinstance(value, int) and not isinstance(value, bool)):
+                problems.append(f"{RESULT}: {key} is missing or not {kind.__name__}")
+    if problems:
+        return problems
+    if result["schema_version"] != SCHEMA_VERSION:
+        return [f"{RESULT}: schema_version {result['schema_version']} is not {SCHEMA_VERSION}"]
+    rows = pq.ParquetFile(bundle / PREDICTIONS).metadata.num_rows
+    if rows != result["images"]:
+        problems.append(f"{RESULT}: images {result['images']} but {PREDICTIONS} has {rows} rows")
+    if predictions_sha256(bundle / PREDICTIONS) != result["predictions_sha256"]:
+        problems.append(f"{RESULT}: predictions_sha256 does not match {PREDICTIONS}")
+    timings = result.get("timings", {})
+    for figure, seconds in (("throughput_img_s", "wall_s"), ("throughput_img_s_excl_metadata", "wall_s_excl_metadata")):
+        if seconds in timings and timings[seconds] > 0:
+            expected = result["images"] / timings[seconds]
+            if abs(expected - result[figure]) > 1e-6 * max(expected, 1.0):
+                problems.append(f"{RESULT}: {figure} {result[figure]} is not images / timings.{seconds} ({expected:.6g})")
+    return problems
+
+
+def load(bundle: Path) -> dict[str, Any]:
+    """result.json of a bundle that verifies; a clear error naming the problem otherwise."""
+    verdict = verify(bundle)
+    if not verdict.ok:
+        raise BenchError(f"{bundle} does not verify: {verdict.problems[0]} (run `bench verify {bundle}`)")
+    return json.loads((bundle / RESULT).read_text())

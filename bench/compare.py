@@ -1,0 +1,49 @@
+"""`bench compare`: several verified bundles side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bench import bundle
+
+ENV_KEYS = ("python", "cuda", "driver", "packages", "cpu", "gpus", "container")
+
+
+def top1_agreement(a: Path, b: Path) -> float | None:
+    """Share of common ids where both bundles predict the same top-1 class."""
+    left = pq.read_table(a / bundle.PREDICTIONS, columns=["id", "top1"])
+    right = pq.read_table(b / bundle.PREDICTIONS, columns=["id", "top1"]).rename_columns(["id", "top1_b"])
+    joined = left.join(right, keys="id", join_type="inner")
+    if joined.num_rows == 0:
+        return None
+    return float(pc.mean(pc.cast(pc.equal(joined.column("top1"), joined.column("top1_b")), "float64")).as_py())
+
+
+def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [key for key in ENV_KEYS if a.get(key) != b.get(key)]
+
+
+def compare(bundles: list[Path]) -> dict[str, Any]:
+    results = [bundle.load(b) for b in bundles]
+    envs = [json.loads((b / bundle.ENV).read_text()) for b in bundles]
+    base, base_env = results[0], envs[0]
+    rows = []
+    for path, result, env in zip(bundles, results, envs):
+        rows.append({
+            "bundle": str(path),
+            "pipeline": result["pipeline"],
+            "images": result["images"],
+            "throughput_img_s": result["throughput_img_s"],
+            "ratio_to_first": result["throughput_img_s"] / base["throughput_img_s"],
+            "same_data": result["dataset_sha256"] == base["dataset_sha256"],
+            "same_weights": result["weights_sha256"] == base["weights_sha256"],
+            "same_predictions": result["predictions_sha256"] == base["predictions_sha256"],
+            "top1_agreement": top1_agreement(bundles[0], path),
+            "env_differences": env_differences(base_env, env),
+        })
+    return {"baseline": str(bundles[0]), "rows": rows}

@@ -1,0 +1,49 @@
+"""One config object per run, recorded as-is in the bundle; defaults live in one table."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+PIPELINES = ("fast", "seed")
+DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# Per-pipeline defaults, like MLCommons' SUPPORTED_PROFILES. `None` means "decided from the
+# cluster at run time" (see RunConfig.resolve).
+PROFILES: dict[str, dict[str, Any]] = {
+    # The reference benchmark, faithfully: fp32 everywhere, batch 1000, one actor per GPU with
+    # max_concurrency=2, float32 tensors shipped from the preprocessing tasks to the actors.
+    "seed": {"batch_size": 1000, "precision": "fp32", "max_concurrency": 2, "threaded_actors": True,
+             "preprocess_batch_size": None},
+    # Ours: uint8 crops through the object store, normalisation on the model's device,
+    # channels_last. Same function as seed at fp32.
+    # Two calls in flight per actor, the model running one at a time: batching the next input
+    # overlaps with computing this one.
+    "fast": {"batch_size": 256, "precision": "fp32", "max_concurrency": 2, "threaded_actors": False,
+             "preprocess_batch_size": 256},
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    pipeline: str = "fast"
+    batch_size: int | None = None
+    preprocess_batch_size: int | None = None
+    concurrency: int | None = None  # model actors; None = one per GPU, or one CPU actor
+    device: str = "auto"
+    precision: str | None = None
+    max_concurrency: int | None = None
+    threaded_actors: bool | None = None
+    weights: str = "random"  # "random", "imagenet" or a path to a state-dict file
+    seed: int = 0  # seeds the random weights
+    save_logits: bool = False  # keep full logits in the predictions (for exactness checks)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_profile(self) -> RunConfig:
+        """Fill every unset field from the pipeline's profile."""
+        profile = PROFILES[self.pipeline]
+        return replace(self, **{k: v for k, v in profile.items() if getattr(self, k) is None})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,137 @@
+"""`bench run`: dataset -> Ray cluster -> pipeline -> exactly-once check -> result bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from bench import bundle, cluster, datasets, envinfo, pipeline, reference
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.model import load_model
+from bench.secrets import scrub_uri
+from data_prep.storage import DatasetDir
+
+RESULTS = Path("results") / "runs"
+
+
+def default_out(size: str | None, pipeline_name: str) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS / f"{stamp}-{size or 'data'}-{pipeline_name}"
+
+
+def connect(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def dataset_ids(dataset: datasets.Dataset) -> pa.Array:
+    directory = DatasetDir(dataset.uri)
+    tables = [pq.read_table(directory.path(s["file"]), columns=["id"], filesystem=directory.fs)
+              for s in dataset.manifest["shards"]]
+    return pa.concat_tables(tables).column("id").combine_chunks()
+
+
+def check_exactly_once(expected: pa.Array, predictions: Path) -> None:
+    """Every input image exactly once in the predictions, or a loud failure."""
+    got = pq.read_table(predictions, columns=["id"]).column("id").combine_chunks()
+    counts = pc.value_counts(got)
+    duplicated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    missing = pc.filter(expected, pc.invert(pc.is_in(expected, value_set=got)))
+    unexpected = pc.filter(got, pc.invert(pc.is_in(got, value_set=expected)))
+    if len(duplicated) or len(missing) or len(unexpected) or len(got) != len(expected):
+        sample = lambda a: ", ".join(a.to_pylist()[:5])  # noqa: E731
+        raise BenchError(
+            f"predictions do not cover the dataset exactly once: {len(expected)} images in, {len(got)} "
+            f"predictions out, {len(missing)} missing ({sample(missing)}), {len(duplicated)} duplicated "
+            f"({sample(duplicated)}), {len(unexpected)} unknown ({sample(unexpected)}); no bundle was written"
+        )
+
+
+def accuracy(predictions: Path) -> dict[str, Any] | None:
+    table = pq.read_table(predictions, columns=["label", "top1", "top5"])
+    labelled = table.filter(pc.greater_equal(table.column("label"), 0))
+    if labelled.num_rows == 0:
+        return None
+    labels = labelled.column("label").to_numpy()
+    top1 = labelled.column("top1").to_numpy()
+    top5 = labelled.column("top5").combine_chunks().flatten().to_numpy().reshape(-1, 5)
+    return {
+        "labelled_images": int(labelled.num_rows),
+        "top1": float((top1 == labels).mean()),
+        "top5": float((top5 == labels[:, None]).any(axis=1).mean()),
+    }
+
+
+_OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)
+
+
+def stage_times(stats: str) -> list[dict[str, Any]]:
+    return [{"operator": m["name"], "wall_s": float(m["seconds"])} for m in _OPERATOR.finditer(stats)]
+
+
+def images_per_node(predictions: Path) -> dict[str, dict[str, int]]:
+    table = pq.read_table(predictions, columns=["preprocess_node", "model_node"])
+    return {
+        column: {str(v["values"]): int(v["counts"]) for v in pc.value_counts(table.column(column)).to_pylist()}
+        for column in ("preprocess_node", "model_node")
+    }
+
+
+def run(size: str | None, data: str | None, config: RunConfig, address: str | None,
+        out: Path | None, show_progress: bool = True) -> Path:
+    config = config.with_profile()
+    dataset = datasets.resolve(size, data, show_progress=show_progress)
+    if dataset.manifest["format"] not in ("raw", "jpeg"):
+        raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
+    _, weights_sha256 = load_model(config.weights, config.seed)  # fails early on missing weights
+    connect(address)
+    nodes = cluster.alive_nodes()
+    placement = cluster.place(config, nodes)
+
+    writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
+    try:
+        predictions = writer.path(bundle.PREDICTIONS)
+        timings, stats = pipeline.run(dataset.uri, dataset.manifest["totals"]["shards"], config, placement, predictions, dataset.images, show_progress)
+        check_exactly_once(dataset_ids(dataset), predictions)
+        writer.write_text(bundle.STATS, stats)
+        result = {
+            "kit_version": envinfo.__version__,
+            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "complete": True,
+            "images": timings.images,
+            "throughput_img_s": timings.images / timings.total_s,
+            "throughput_img_s_excl_metadata": timings.images / timings.excl_metadata_s,
+            "timings": {"wall_s": timings.total_s, "wall_s_excl_metadata": timings.excl_metadata_s,
+                        "metadata_s": timings.after_metadata - timings.start},
+            "dataset_sha256": dataset.sha256,
+            "dataset": {"uri": scrub_uri(dataset.uri), "size": dataset.size, "kind": dataset.manifest["kind"],
+                        "format": dataset.manifest["format"], "shards": dataset.manifest["totals"]["shards"]},
+            "weights": config.weights if config.weights in ("random", "imagenet") else "file",
+            "weights_sha256": weights_sha256,
+            "pipeline": config.pipeline,
+            "config": config.as_dict(),
+            "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
+            "accuracy": accuracy(predictions),
+            "images_per_node": images_per_node(predictions),
+            "stages": stage_times(stats),
+            "reference": reference.ray_run_for(dataset.size),
+        }
+        if config.weights not in ("random", "imagenet"):
+            result["config"]["weights"] = "file"  # a local path says nothing to others
+        return writer.commit(result, envinfo.capture(nodes))
+    except BaseException:
+        writer.abandon()
+        raise

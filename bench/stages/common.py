@@ -1,0 +1,87 @@
+"""What both pipeline variants share: constants of the MLPerf transform, JPEG decoding,
+turning logits into predictions, and where a stage ran. Plain Python: no Ray needed."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+
+import numpy as np
+import torch
+from PIL import Image
+
+RESIZE = 256
+CROP = 224
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+# Pixels arrive as 0..255, so the ImageNet mean/std are scaled by 255. (The reference script
+# fed 0..255 floats to Normalize(MEAN, STD) without dividing by 255: the same cost, but
+# meaningless predictions with real weights. Both variants here compute the correct function.)
+MEAN_255 = tuple(m * 255 for m in MEAN)
+STD_255 = tuple(s * 255 for s in STD)
+TOP_K = 5
+
+
+def node_name() -> str:
+    """The Ray node id when running inside Ray, else the host name."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except ImportError:
+        pass
+    return socket.gethostname()
+
+
+def decode_jpeg(data: bytes, min_side: int | None = None) -> Image.Image:
+    """Decode to RGB. With ``min_side``, let libjpeg downscale in the DCT domain (1/2, 1/4,
+    1/8) as far as it can while the shorter side stays >= ``min_side``."""
+    image = Image.open(io.BytesIO(data))
+    if min_side is not None:
+        width, height = image.size
+        scale = min_side / min(width, height)
+        image.draft("RGB", (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
+    return image.convert("RGB")
+
+
+def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits: bool) -> dict[str, np.ndarray]:
+    """id, label, top-1, top-5 classes and probabilities (and optionally all logits)."""
+    logits = logits.float()
+    probs, classes = torch.softmax(logits, dim=1).topk(TOP_K, dim=1)
+    out = {
+        "id": batch["id"],
+        "label": batch["label"],
+        "top1": classes[:, 0].cpu().numpy().astype(np.int32),
+        "top5": classes.cpu().numpy().astype(np.int32),
+        "top5_prob": probs.cpu().numpy().astype(np.float32),
+        "preprocess_node": batch["preprocess_node"],
+        "model_node": np.full(len(batch["id"]), node_name(), dtype=object),
+    }
+    if save_logits:
+        out["logits"] = logits.cpu().numpy()
+    return out
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
+    process may use: Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would
+    leave a CPU-only node's model on one thread."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from bench.errors import BenchError
+
+        raise BenchError("--device cuda was asked for, but torch sees no CUDA GPU here")
+    if device == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return torch.device(device)
+
+
+def autocast(device: torch.device, precision: str):
+    """A context for reduced precision, or a no-op for fp32."""
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device.type, dtype=dtype)

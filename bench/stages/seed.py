@@ -1,0 +1,49 @@
+"""The reference ("seed") pipeline, stage by stage, as the published Ray benchmark ran it.
+
+Preprocessing makes float32 tensors on the CPU with torchvision Resize(256), CenterCrop(224)
+and Normalize; the model runs fp32 on NCHW tensors. This is the baseline everything is
+compared with, so it stays deliberately unoptimised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
+
+from bench.model import load_model
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, autocast, decode_jpeg, node_name, predictions, resolve_device
+
+_TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255, std=STD_255)])
+
+
+def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    images = batch["image"]
+    if images.dtype == np.uint8:  # raw (N, 256, 256, 3)
+        tensor = _TRANSFORM(torch.Tensor(images.transpose(0, 3, 1, 2)))
+    else:  # JPEG bytes
+        tensor = torch.stack(
+            [_TRANSFORM(torch.Tensor(np.asarray(decode_jpeg(data)).transpose(2, 0, 1))) for data in images]
+        )
+    return {
+        "id": batch["id"],
+        "label": batch["label"],
+        "image": tensor.numpy(),
+        "preprocess_node": np.full(len(images), node_name(), dtype=object),
+    }
+
+
+class Predictor:
+    """ResNet-50 on one device; a Ray Data actor or a plain callable."""
+
+    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool):
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.save_logits = save_logits
+        model, self.weights_sha256 = load_model(weights, seed)
+        self.model = model.to(self.device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            logits = self.model(torch.as_tensor(batch["image"], device=self.device))
+        return predictions(batch, logits, self.save_logits)

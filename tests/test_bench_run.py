@@ -1,0 +1,175 @@
+"""bench run end to end on tiny synthetic data (CPU): exactness, reproducibility, bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torchvision.models import resnet50
+from torchvision.transforms import CenterCrop, Normalize
+
+from bench import bundle, compare, runner
+from bench.config import RunConfig
+from bench.errors import BenchError
+from data_prep.shards import image_array_to_numpy
+
+IMAGES = 24
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(out), "-q", check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundles(ray_local, data, tmp_path_factory):
+    """The default and the seed pipeline on the same data, with logits kept; plus a rerun."""
+    root = tmp_path_factory.mktemp("bundles")
+    made = {}
+    for name, pipeline in [("fast", "fast"), ("seed", "seed"), ("fast_again", "fast")]:
+        config = RunConfig(pipeline=pipeline, save_logits=True, batch_size=8)
+        made[name] = runner.run(None, str(data), config, None, root / name, show_progress=False)
+    return made
+
+
+def plain_pytorch_logits(data: Path) -> dict[str, np.ndarray]:
+    """The independent reference: torchvision's own model and transforms, image by image."""
+    torch.manual_seed(0)
+    model = resnet50(weights=None).eval()
+    table = pa.concat_tables([pq.read_table(p) for p in sorted(data.glob("shards/*.parquet"))])
+    images = image_array_to_numpy(table.column("image"))
+    normalise = Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    logits = {}
+    with torch.inference_mode():
+        for ident, image in zip(table.column("id").to_pylist(), images):
+            x = normalise(CenterCrop(224)(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255))
+            logits[ident] = model(x[None])[0].numpy()
+    return logits
+
+
+def bundle_logits(path: Path) -> dict[str, np.ndarray]:
+    table = pq.read_table(path / bundle.PREDICTIONS, columns=["id", "logits"])
+    values = table.column("logits").combine_chunks().flatten().to_numpy().reshape(-1, 1000)
+    return dict(zip(table.column("id").to_pylist(), values))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fast", "seed"])
+def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
+    reference = plain_pytorch_logits(data)
+    got = bundle_logits(bundles[name])
+    assert sorted(got) == sorted(reference)
+    ref = np.stack([reference[k] for k in sorted(reference)])
+    out = np.stack([got[k] for k in sorted(reference)])
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-4
+
+
+@pytest.mark.slow
+def test_seed_and_default_agree_and_reruns_reproduce(bundles):
+    results = {k: json.loads((v / bundle.RESULT).read_text()) for k, v in bundles.items()}
+    assert compare.top1_agreement(bundles["seed"], bundles["fast"]) == 1.0
+    assert results["fast"]["predictions_sha256"] == results["fast_again"]["predictions_sha256"]
+    assert results["fast"]["predictions_sha256"] == results["seed"]["predictions_sha256"]
+    assert results["fast"]["weights_sha256"] == results["seed"]["weights_sha256"]
+
+
+@pytest.mark.slow
+def test_bundle_has_the_promised_interface(bundles, data):
+    result = json.loads((bundles["fast"] / bundle.RESULT).read_text())
+    manifest = json.loads((data / "manifest.json").read_text())
+    for key in bundle.REQUIRED:
+        assert key in result
+    assert result["images"] == IMAGES
+    assert result["dataset_sha256"] == manifest["dataset_sha256"]
+    assert result["throughput_img_s"] == pytest.approx(IMAGES / result["timings"]["wall_s"])
+    assert result["throughput_img_s_excl_metadata"] >= result["throughput_img_s"]
+    assert [s["operator"] for s in result["stages"]]  # per-stage figures from Ray Data's stats
+    ids = pq.read_table(bundles["fast"] / bundle.PREDICTIONS, columns=["id"]).column("id").to_pylist()
+    assert sorted(ids) == [f"synth-{i:09d}" for i in range(IMAGES)]
+    env = json.loads((bundles["fast"] / bundle.ENV).read_text())
+    assert env["packages"]["ray"] and env["packages"]["torch"] and env["nodes"]
+    # SHA256SUMS is in `sha256sum -c` format.
+    import subprocess
+
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=bundles["fast"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.slow
+def test_verify_catches_tampering(bundles, tmp_path):
+    assert bundle.verify(bundles["fast"]).ok
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(bundles["fast"], target)
+        return target
+
+    changed = copy("changed")
+    with open(changed / bundle.PREDICTIONS, "r+b") as handle:
+        handle.seek(200)
+        byte = handle.read(1)
+        handle.seek(200)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert "predictions.parquet: sha256 does not match SHA256SUMS" in bundle.verify(changed).problems
+
+    missing = copy("missing")
+    (missing / bundle.STATS).unlink()
+    assert "ray_data_stats.txt: missing" in bundle.verify(missing).problems
+
+    extra = copy("extra")
+    (extra / "notes.txt").write_text("hi")
+    assert "notes.txt: extra file not listed in SHA256SUMS" in bundle.verify(extra).problems
+
+    # A doctored figure with SHA256SUMS regenerated to match is still caught: it no longer adds up.
+    doctored = copy("doctored")
+    result = json.loads((doctored / bundle.RESULT).read_text())
+    result["throughput_img_s"] *= 3
+    (doctored / bundle.RESULT).write_text(bundle.dumps(result))
+    files = sorted(p.name for p in doctored.iterdir() if p.name != bundle.SUMS)
+    (doctored / bundle.SUMS).write_text("".join(f"{bundle.sha256_file(doctored / n)}  {n}\n" for n in files))
+    problems = bundle.verify(doctored).problems
+    assert any("throughput_img_s" in p and "is not images / timings.wall_s" in p for p in problems), problems
+
+
+@pytest.mark.slow
+def test_compare_reports_differences(ray_local, bundles, data, tmp_path):
+    other = runner.run(None, str(data), RunConfig(seed=1, batch_size=8), None, tmp_path / "other", show_progress=False)
+    report = compare.compare([bundles["fast"], bundles["seed"], other])
+    rows = report["rows"]
+    assert [r["same_data"] for r in rows] == [True, True, True]
+    assert [r["same_weights"] for r in rows] == [True, True, False]
+    assert rows[1]["top1_agreement"] == 1.0
+    assert rows[0]["ratio_to_first"] == 1.0
+
+
+def test_exactly_once_check_names_lost_and_duplicated_images(tmp_path):
+    expected = pa.array(["a", "b", "c", "d"])
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "b", "x"]}), path)
+    with pytest.raises(BenchError) as caught:
+        runner.check_exactly_once(expected, path)
+    message = str(caught.value)
+    assert "2 missing (c, d)" in message and "1 duplicated (b)" in message and "1 unknown (x)" in message
+    pq.write_table(pa.table({"id": ["d", "c", "b", "a"]}), path)
+    runner.check_exactly_once(expected, path)  # any order is fine
+
+
+def test_predictions_checksum_is_canonical(tmp_path):
+    a, b, c = tmp_path / "a.parquet", tmp_path / "b.parquet", tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["x", "y"], "top1": [1, 2], "other": [0.1, 0.2]}), a)
+    pq.write_table(pa.table({"id": ["y", "x"], "top1": [2, 1]}), b)
+    pq.write_table(pa.table({"id": ["y", "x"], "top1": [2, 3]}), c)
+    assert bundle.predictions_sha256(a) == bundle.predictions_sha256(b) != bundle.predictions_sha256(c)
+    import hashlib
+
+    assert bundle.predictions_sha256(a) == hashlib.sha256(b"x\t1\ny\t2\n").hexdigest()
