@@ -1,4 +1,4 @@
-"""What both CLIs share: one-sentence errors on stderr, and clean Ctrl-C handling."""
+"""What both CLIs share: one-sentence errors on stderr, and a clear word on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import typer
 from rich.console import Console
 
-from data_prep.errors import DataPrepError
+from data_prep.errors import DataPrepError, Interrupted
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -22,8 +22,8 @@ def run_app(app: typer.Typer, user_errors: tuple[type[Exception], ...] = ()) -> 
         except (DataPrepError, *user_errors) as exc:
             stderr.print(f"[bold red]error:[/] {exc}")
             sys.exit(2)
-        except KeyboardInterrupt:
-            stderr.print("interrupted: finished work is kept; run the same command again to resume")
+        except Interrupted as exc:
+            stderr.print(f"[bold yellow]interrupted:[/] {exc}")
             sys.exit(130)
 
     return main

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from data_prep.errors import DataPrepError
+from data_prep.errors import DataPrepError, Interrupted
 from data_prep.manifest import (
     RECORD_DIR,
     SHARD_DIR,
@@ -117,15 +117,27 @@ def run(
     todo = [job for job in (jobs[i] for i in selected) if not is_done(dataset, job)]
     skipped = len(selected) - len(todo)
 
+    finished = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, disable=not show_progress, transient=False) as progress:
         bar = progress.add_task(f"{kind} shards -> images", total=sum(j.rows for j in todo))
-        if workers <= 1 or len(todo) <= 1:
-            for job in todo:
-                build(location, job)
-                progress.advance(bar, job.rows)
-        else:
-            _run_parallel(location, todo, build, workers, lambda job: progress.advance(bar, job.rows))
+
+        def done(job: ShardJob) -> None:
+            finished.append(job)
+            progress.advance(bar, job.rows)
+
+        try:
+            if workers <= 1 or len(todo) <= 1:
+                for job in todo:
+                    build(location, job)
+                    done(job)
+            else:
+                _run_parallel(location, todo, build, workers, done)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{skipped + len(finished)} of {len(selected)} shard(s) are complete in {location} and kept; "
+                "run the same command again to finish the rest"
+            ) from None
 
     return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
 
