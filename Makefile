@@ -16,7 +16,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/data-prep synth mini --out data/synth-mini-raw
+	$(BIN)/bench run mini
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -135,7 +135,7 @@ def micro_command(
     """The reference microbenchmark: read, materialize, then a map that sleeps 1 s per block."""
     dataset = datasets.resolve(size, data)
     runner.connect(address)
-    figures = micro.run(dataset.uri, dataset.manifest["totals"]["shards"])
+    figures = micro.run(dataset.uri)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))
         return

@@ -104,7 +104,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
     try:
         predictions = writer.path(bundle.PREDICTIONS)
-        timings, stats = pipeline.run(dataset.uri, dataset.manifest["totals"]["shards"], config, placement, predictions, dataset.images, show_progress)
+        timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images, show_progress)
         check_exactly_once(dataset_ids(dataset), predictions)
         writer.write_text(bundle.STATS, stats)
         result = {

@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(tool: str, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+def run_cli(tool: str, *args: str, check: bool = False, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a console script as a user would (real exit codes, real stderr)."""
     exe = Path(sys.executable).parent / tool
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
     if check and proc.returncode != 0:
         raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

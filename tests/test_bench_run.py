@@ -173,3 +173,21 @@ def test_predictions_checksum_is_canonical(tmp_path):
     import hashlib
 
     assert bundle.predictions_sha256(a) == hashlib.sha256(b"x\t1\ny\t2\n").hexdigest()
+
+
+@pytest.mark.slow
+def test_labelled_data_gives_accuracy(ray_local, tmp_path):
+    import fake_imagenet
+
+    from data_prep.cli import app
+    from typer.testing import CliRunner
+
+    src = fake_imagenet.make_tree(tmp_path / "src")
+    result = CliRunner().invoke(app, ["imagenet", str(src), "--out", str(tmp_path / "data"), "--split", "all", "-q"])
+    assert result.exit_code == 0, result.output
+    path = runner.run(None, str(tmp_path / "data"), RunConfig(batch_size=4), None, tmp_path / "b", show_progress=False)
+    result = json.loads((path / bundle.RESULT).read_text())
+    table = pq.read_table(path / bundle.PREDICTIONS, columns=["label", "top1", "top5"]).to_pylist()
+    assert result["accuracy"]["labelled_images"] == len(table) == 11
+    assert result["accuracy"]["top1"] == pytest.approx(sum(r["top1"] == r["label"] for r in table) / 11)
+    assert result["accuracy"]["top5"] == pytest.approx(sum(r["label"] in r["top5"] for r in table) / 11)

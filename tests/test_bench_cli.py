@@ -1,0 +1,132 @@
+"""The bench CLI as a user meets it: paths printed, clear errors, no secrets, micro."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import resnet50
+
+from bench import model
+from bench.errors import BenchError
+from bench.secrets import scrub_uri
+
+PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-aws-secret-9f8e7d", "AWS_ACCESS_KEY_ID": "AKIAPLANTED0000",
+           "HF_TOKEN": "planted-token-1a2b3c"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    run_cli("data-prep", "synth", "--images", "8", "--rows-per-shard", "4", "--out", str(out), "-q", check=True)
+    return out
+
+
+@pytest.mark.slow
+def test_run_prints_the_bundle_path_last_and_keeps_secrets_out(cli, tiny, tmp_path):
+    proc = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", cwd=tmp_path, env=PLANTED)
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / proc.stdout.strip().splitlines()[-1]
+    assert path.parent == tmp_path / "results" / "runs" and path.is_dir()
+    assert cli("bench", "verify", str(path)).returncode == 0
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=path, capture_output=True, text=True)
+    assert check.returncode == 0
+    for file in path.iterdir():
+        text = file.read_bytes()
+        for secret in PLANTED.values():
+            assert secret.encode() not in text, f"{secret} leaked into {file.name}"
+
+
+@pytest.mark.slow
+def test_out_is_exact_and_an_existing_bundle_is_never_overwritten(cli, tiny, tmp_path):
+    target = tmp_path / "exact"
+    first = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", "--out", str(target))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1] == str(target)
+    again = cli("bench", "run", "--data", str(tiny), "-q", "--out", str(target))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert cli("bench", "verify", str(target)).returncode == 0
+
+
+@pytest.mark.slow
+def test_micro_reports_measured_ideal_and_overhead(cli, tiny):
+    proc = cli("bench", "micro", "--data", str(tiny), "--json")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["blocks"] >= 1
+    assert figures["ideal_s"] == math.ceil(figures["blocks"] / figures["parallelism"])
+    assert figures["measured_s"] >= 1.0  # at least one batch slept one second
+    assert figures["overhead_s"] == pytest.approx(figures["measured_s"] - figures["ideal_s"])
+
+
+def test_missing_imagenet_weights_say_how_to_provide_them(cli, tiny, tmp_path):
+    proc = cli("bench", "run", "--data", str(tiny), "--weights", "imagenet", env={"TORCH_HOME": str(tmp_path)})
+    assert proc.returncode == 2
+    assert "weights not found" in proc.stderr and "--weights random" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_weights_file_is_checked_against_the_hash_in_its_name(tmp_path, monkeypatch):
+    torch.manual_seed(3)
+    state = resnet50(weights=None).state_dict()
+    scratch = tmp_path / "scratch.pth"
+    torch.save(state, scratch)
+    digest = model.file_sha256(scratch)
+    good = tmp_path / f"resnet50-{digest[:8]}.pth"
+    scratch.rename(good)
+    loaded, sha = model.load_model(str(good))
+    assert sha == digest
+    assert torch.equal(loaded.state_dict()["fc.weight"], state["fc.weight"])
+
+    bad = tmp_path / "resnet50-00000000.pth"
+    bad.write_bytes(good.read_bytes())
+    with pytest.raises(BenchError, match="is corrupt"):
+        model.load_model(str(bad))
+
+    # `imagenet` resolves to torch hub's cache, by torchvision's file name.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert model.imagenet_weights_path() == tmp_path / "hub" / "checkpoints" / Path(model.IMAGENET.url).name
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    _, a = model.load_model("random", 0)
+    after = torch.rand(1)
+    _, b = model.load_model("random", 0)
+    _, c = model.load_model("random", 1)
+    assert a == b != c
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("s3://bucket/prefix", "s3://bucket/prefix"),
+    ("s3://AKIAXXX:supersecret@bucket/data?region=us-east-1", "s3://bucket/data?region=us-east-1"),
+    ("s3://bucket/data?access_key=AK&secret_key=SK&scheme=http", "s3://bucket/data?access_key=REDACTED&secret_key=REDACTED&scheme=http"),
+    ("gs://b/p?token=abc", "gs://b/p?token=REDACTED"),
+    ("/local/path", "/local/path"),
+])
+def test_uris_are_scrubbed_of_credentials(uri, expected):
+    assert scrub_uri(uri) == expected
+
+
+def test_compare_needs_two_bundles_and_verify_names_problems(cli, tmp_path):
+    one = cli("bench", "compare", str(tmp_path))
+    assert one.returncode == 2 and "at least two bundles" in one.stderr
+    proc = cli("bench", "verify", str(tmp_path), "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)[str(tmp_path)]["problems"] == ["SHA256SUMS: missing"]
+
+
+def test_unknown_choices_are_clear_errors(cli):
+    proc = cli("bench", "run", "mini", "--pipeline", "turbo")
+    assert proc.returncode == 2 and "unknown --pipeline 'turbo'" in proc.stderr
+    proc = cli("bench", "run", "huge")
+    assert proc.returncode == 2 and "unknown size 'huge'" in proc.stderr

@@ -1,0 +1,35 @@
+"""Everything under results/ is data anyone can check: published bundles verify, and the
+reference benchmark's figures are the ones it published."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import bundle, reference
+from conftest import REPO
+
+PUBLISHED = REPO / "results" / "published"
+BUNDLES = sorted(p for p in PUBLISHED.iterdir() if p.is_dir()) if PUBLISHED.is_dir() else []
+
+
+def test_the_kit_publishes_bundles():
+    assert BUNDLES, "results/published holds no bundle"
+
+
+@pytest.mark.parametrize("path", BUNDLES, ids=[p.name for p in BUNDLES])
+def test_published_bundle_verifies(path):
+    verdict = bundle.verify(path)
+    assert verdict.ok, verdict.problems
+    result = json.loads((path / bundle.RESULT).read_text())
+    assert result["complete"] is True and result["images"] > 0
+
+
+def test_reference_figures_are_the_published_ones():
+    figures = {r["size"]: r["throughput_img_s"] for r in reference.published()["runs"] if r["system"] == "ray"}
+    assert figures == {"10G": 312.46, "300G": 2658.31, "10T": 11580.96}
+    assert reference.ray_run_for("10G")["images"] == 16_232
+    assert reference.ray_run_for("mini") is None
+    micro = {m["system"]: m["seconds"] for m in reference.published()["microbenchmark"]}
+    assert micro == {"ray": 4.383, "spark": 128.9}
