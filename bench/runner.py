@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,16 @@ def default_out(size: str | None, pipeline_name: str) -> Path:
 
 
 def connect(address: str | None) -> None:
+    """Join ``address`` or start a local Ray; keep Ray's INFO chatter off the user's screen."""
     import ray
 
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def dataset_ids(dataset: datasets.Dataset) -> pa.Array:
@@ -75,13 +77,6 @@ def accuracy(predictions: Path) -> dict[str, Any] | None:
     }
 
 
-_OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)
-
-
-def stage_times(stats: str) -> list[dict[str, Any]]:
-    return [{"operator": m["name"], "wall_s": float(m["seconds"])} for m in _OPERATOR.finditer(stats)]
-
-
 def images_per_node(predictions: Path) -> dict[str, dict[str, int]]:
     table = pq.read_table(predictions, columns=["preprocess_node", "model_node"])
     return {
@@ -115,7 +110,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "throughput_img_s": timings.images / timings.total_s,
             "throughput_img_s_excl_metadata": timings.images / timings.excl_metadata_s,
             "timings": {"wall_s": timings.total_s, "wall_s_excl_metadata": timings.excl_metadata_s,
-                        "metadata_s": timings.after_metadata - timings.start},
+                        "metadata_s": timings.metadata_s},
             "dataset_sha256": dataset.sha256,
             "dataset": {"uri": scrub_uri(dataset.uri), "size": dataset.size, "kind": dataset.manifest["kind"],
                         "format": dataset.manifest["format"], "shards": dataset.manifest["totals"]["shards"]},
@@ -126,7 +121,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
             "accuracy": accuracy(predictions),
             "images_per_node": images_per_node(predictions),
-            "stages": stage_times(stats),
+            "stages": pipeline.stage_times(stats),
             "reference": reference.ray_run_for(dataset.size),
         }
         if config.weights not in ("random", "imagenet"):

@@ -63,10 +63,11 @@ def to_table(rows: Rows, fmt: str) -> pa.Table:
     ids = pa.array(rows.ids, pa.string())
     labels = pa.array(rows.labels, pa.int32())
     if fmt == "raw":
-        images = np.ascontiguousarray(rows.images, dtype=np.uint8).reshape(len(rows), -1)
+        images = np.ascontiguousarray(rows.images, dtype=np.uint8)
         per_image = int(np.prod(RAW_SHAPE))
         offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32) * per_image)
-        storage = pa.ListArray.from_arrays(offsets, pa.array(images.reshape(-1)))
+        values = pa.Array.from_buffers(pa.uint8(), images.size, [None, pa.py_buffer(images)])  # no copy
+        storage = pa.ListArray.from_arrays(offsets, values)
         image_col = pa.ExtensionArray.from_storage(target.field("image").type, storage)
         return pa.Table.from_arrays([ids, labels, image_col], schema=target)
     return pa.Table.from_arrays(
