@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench import __version__, bundle, compare as compare_mod, datasets, micro, runner
+from bench import __version__, bundle, compare as compare_mod, datasets, envinfo, image, micro, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
 from data_prep.cli_support import run_app
@@ -142,6 +142,57 @@ def micro_command(
     out.print(f"{figures['blocks']} blocks over {figures['parallelism']} CPUs: measured {figures['measured_s']:.3f} s, "
               f"ideal {figures['ideal_s']:.3f} s, overhead {figures['overhead_s']:.3f} s "
               f"(reference: Ray 4.383 s, Spark 128.9 s on their cluster)")
+
+
+image_app = typer.Typer(help="Build and run the pinned Docker images (bench:gpu, bench:cpu) through the Docker SDK.",
+                        no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build_command(
+    flavor: Annotated[str, typer.Option(help="cpu, gpu or all.")] = "all",
+    base_image: Annotated[Optional[str], typer.Option(help="Override the pinned BASE_IMAGE (e.g. a local stand-in).")] = None,
+    wheelhouse: Annotated[Optional[str], typer.Option(help="A --find-links URL with the locked wheels, for fast or offline builds.")] = None,
+    bake_weights: Annotated[bool, typer.Option(help="Download and sha256-check ResNet-50 ImageNet weights into the image.")] = False,
+) -> None:
+    """Build bench:cpu and/or bench:gpu with the pinned build arguments."""
+    flavors = list(image.FLAVORS) if flavor == "all" else [flavor]
+    _choice("--flavor", flavor, (*image.FLAVORS, "all"))
+    for name, image_id in image.build(flavors, base_image, wheelhouse, bake_weights, log=err.out).items():
+        out.print(f"{image.tag_for(name)} {image_id}")
+
+
+@image_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def image_run_command(
+    ctx: typer.Context,
+    size: Annotated[str, typer.Argument(help="What to run: a SIZE, or any arguments of `bench run` after it.")] = "mini",
+    flavor: Annotated[str, typer.Option(help="cpu or gpu.")] = "cpu",
+    data_dir: Annotated[Path, typer.Option(help="Host directory mounted as /data (datasets, cached).")] = Path("data"),
+    results_dir: Annotated[Path, typer.Option(help="Host directory mounted as /results (bundles).")] = Path("results/runs"),
+) -> None:
+    """Run a benchmark container, stream its logs, and leave its verified bundle on the host.
+
+    Extra arguments go to `bench run` inside, e.g. `bench image run mini --flavor gpu --device cpu`.
+    """
+    _choice("--flavor", flavor, tuple(image.FLAVORS))
+    code, path = image.run(flavor, [size, *ctx.args], data_dir, results_dir, log=err.out)
+    if path is None:
+        raise BenchError(f"the {image.tag_for(flavor)} container exited with code {code} without a bundle; see its log above")
+    typer.echo(str(path))
+
+
+@app.command("env")
+def env_command(
+    as_json: Annotated[bool, typer.Option("--json", help="The full package list as JSON.")] = False,
+) -> None:
+    """Print the Python package fingerprint: equal in bench:gpu and bench:cpu, by construction."""
+    fingerprint = envinfo.package_fingerprint()
+    if as_json:
+        typer.echo(json.dumps(fingerprint, indent=2))
+        return
+    typer.echo(f"python {fingerprint['python']}, {len(fingerprint['packages'])} packages, "
+               f"fingerprint {fingerprint['sha256']}")
 
 
 def _print_version(value: bool) -> None:

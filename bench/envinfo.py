@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -65,10 +66,14 @@ def driver_version() -> str | None:
 
 
 def container() -> dict[str, Any]:
+    """Image id and digest are passed in by `bench image run`; flavor and baked weights are
+    set by the Dockerfiles."""
     return {
-        "in_container": Path("/.dockerenv").exists() or bool(os.environ.get("BENCH_IMAGE_ID")),
+        "in_container": Path("/.dockerenv").exists() or bool(os.environ.get("BENCH_FLAVOR")),
+        "flavor": os.environ.get("BENCH_FLAVOR"),
         "image_id": os.environ.get("BENCH_IMAGE_ID"),
-        "image_digest": os.environ.get("BENCH_IMAGE_DIGEST"),
+        "image_digest": os.environ.get("BENCH_IMAGE_DIGEST") or None,
+        "weights_baked": os.environ.get("BENCH_WEIGHTS_BAKED") == "true",
     }
 
 
@@ -94,4 +99,12 @@ def capture(nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "nodes": nodes or [],
         "container": container(),
         "environment": allowed_environment(),
+        "python_packages_sha256": package_fingerprint()["sha256"],
     }
+
+
+def package_fingerprint() -> dict[str, Any]:
+    """The installed Python package set and one digest of it: equal digests, equal software."""
+    packages = sorted({f"{d.metadata['Name'].lower()}=={d.version}" for d in metadata.distributions()})
+    digest = hashlib.sha256(("python " + platform.python_version() + "\n" + "\n".join(packages)).encode()).hexdigest()
+    return {"python": platform.python_version(), "packages": packages, "sha256": digest}

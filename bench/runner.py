@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,15 @@ import pyarrow.parquet as pq
 from bench import bundle, cluster, datasets, envinfo, pipeline, reference
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.model import load_model
+from bench.model import load_model, resolve_weights_file
 from bench.secrets import scrub_uri
 from data_prep.storage import DatasetDir
 
-RESULTS = Path("results") / "runs"
-
-
 def default_out(size: str | None, pipeline_name: str) -> Path:
+    """A new directory under $BENCH_RESULTS_DIR (the images set /results), else results/runs."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return RESULTS / f"{stamp}-{size or 'data'}-{pipeline_name}"
+    root = Path(os.environ["BENCH_RESULTS_DIR"]) if os.environ.get("BENCH_RESULTS_DIR") else Path("results") / "runs"
+    return root / f"{stamp}-{size or 'data'}-{pipeline_name}"
 
 
 def connect(address: str | None) -> None:
@@ -36,7 +37,21 @@ def connect(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 object_store_memory=local_object_store_bytes())
+
+
+def local_object_store_bytes() -> int | None:
+    """Ray's default object store (30% of RAM), capped to fit /dev/shm: in a container with a
+    small /dev/shm Ray otherwise falls back to a disk-backed store, which is much slower."""
+    import psutil
+
+    default = int(psutil.virtual_memory().total * 0.3)
+    try:
+        shm = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return None
+    return min(default, int(shm * 0.9))
 
 
 def dataset_ids(dataset: datasets.Dataset) -> pa.Array:
@@ -124,6 +139,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "stages": pipeline.stage_times(stats),
             "reference": reference.ray_run_for(dataset.size),
         }
+        if config.weights != "random":
+            result["weights_file"] = resolve_weights_file(config.weights).name
         if config.weights not in ("random", "imagenet"):
             result["config"]["weights"] = "file"  # a local path says nothing to others
         return writer.commit(result, envinfo.capture(nodes))

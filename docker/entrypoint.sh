@@ -1,0 +1,49 @@
+#!/bin/sh
+# Entrypoint of bench:gpu and bench:cpu. Makes these do what a user expects:
+#   docker run bench:cpu mini                 -> bench run mini   (data in /data, bundle in /results)
+#   docker run --gpus all bench:gpu 10G       -> bench run 10G on the GPUs
+#   docker run bench:gpu --help               -> bench --help
+#   docker run bench:cpu verify /results/X    -> any bench command; also data-prep ..., bash
+set -eu
+
+asks_for_cpu() {
+  prev=""
+  for arg in "$@"; do
+    if [ "$arg" = "--device=cpu" ] || { [ "$prev" = "--device" ] && [ "$arg" = "cpu" ]; }; then
+      return 0
+    fi
+    prev="$arg"
+  done
+  return 1
+}
+
+# The GPU image never falls back to CPUs quietly: only --device cpu asks for that.
+check_gpu() {
+  if [ "${BENCH_FLAVOR:-cpu}" != "gpu" ] || asks_for_cpu "$@"; then
+    return 0
+  fi
+  if ! python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    echo "error: this is the GPU image (bench:gpu) and it sees no GPU. Run it with 'docker run --gpus all ...'" \
+         "on a host with an NVIDIA driver >= 580 and the NVIDIA container toolkit, or add '--device cpu'" \
+         "to run it on CPUs (bench:cpu is the same image for CPU-only nodes)." >&2
+    exit 3
+  fi
+}
+
+case "${1:-mini}" in
+  -h|--help|help)
+    exec bench --help ;;
+  run)
+    check_gpu "$@"
+    exec bench "$@" ;;
+  verify|compare|micro|env|image|report|perf|--version)
+    exec bench "$@" ;;
+  data-prep)
+    shift
+    exec data-prep "$@" ;;
+  bash|sh|python|python3|ray)
+    exec "$@" ;;
+  *)
+    check_gpu "$@"
+    exec bench run "$@" ;;
+esac

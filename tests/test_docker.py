@@ -1,0 +1,191 @@
+"""The pinned images, built and run for real (marked `docker`; needs a Docker daemon).
+
+No registry is reachable here, so the images are built FROM a stand-in base made from Debian
+packages (docker/standin/build-base.sh), with the locked wheels served from a local
+wheelhouse when this machine has one. The Dockerfiles themselves are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bench import bundle, image
+from conftest import REPO
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+LOCAL_WHEELS = [Path("/opt/pypi/files"), Path("/opt/pypi-more/files")]
+
+
+def docker_available() -> bool:
+    try:
+        image.client()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_ready():
+    if not docker_available():
+        if os.environ.get("BENCH_REQUIRE_DOCKER") == "1":
+            pytest.fail("BENCH_REQUIRE_DOCKER=1 but no Docker daemon answers")
+        pytest.skip("no Docker daemon (CI starts one; see .ci/run)")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """Serve the machine's local wheels on loopback, if it has any (else pip uses PyPI)."""
+    sources = [d for d in LOCAL_WHEELS if d.is_dir()]
+    if not sources:
+        yield None
+        return
+    root = tmp_path_factory.mktemp("wheelhouse")
+    for directory in sources:
+        for wheel in directory.iterdir():
+            target = root / wheel.name
+            if not target.exists():
+                target.symlink_to(wheel)
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_ready):
+    proc = subprocess.run([str(REPO / "docker/standin/build-base.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def images(base_image, wheelhouse):
+    started = time.perf_counter()
+    built = image.build(["cpu", "gpu"], base_image=base_image, wheelhouse=wheelhouse, log=lambda line: None)
+    print(f"\nimages built in {time.perf_counter() - started:.0f} s: {built}")
+    return built
+
+
+def docker(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_hadolint_passes_on_both_dockerfiles():
+    import shutil as _shutil
+
+    hadolint = _shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    for dockerfile in ("Dockerfile.gpu", "Dockerfile.cpu"):
+        proc = subprocess.run([hadolint, dockerfile], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{dockerfile}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_the_two_dockerfiles_differ_only_in_their_flavor():
+    cpu = (REPO / "Dockerfile.cpu").read_text().splitlines()
+    gpu = (REPO / "Dockerfile.gpu").read_text().splitlines()
+    body = lambda lines: [l for l in lines if not l.startswith("#") and "BENCH_FLAVOR=" not in l]  # noqa: E731
+    gpu_only = {"ENV NVIDIA_VISIBLE_DEVICES=all \\", "    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\",
+                '    NVIDIA_REQUIRE_CUDA="cuda>=13.0"', ""}
+    assert [l for l in body(gpu) if l not in gpu_only] == [l for l in body(cpu) if l != ""]
+
+
+def test_images_have_the_same_packages_labels_and_user(images, base_image):
+    fingerprints = {flavor: docker("run", "--rm", image.tag_for(flavor), "env").stdout.strip() for flavor in images}
+    assert fingerprints["cpu"] == fingerprints["gpu"] and "fingerprint" in fingerprints["cpu"]
+    for flavor in images:
+        attrs = json.loads(docker("image", "inspect", image.tag_for(flavor)).stdout)[0]
+        labels = attrs["Config"]["Labels"]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        assert labels["org.opencontainers.image.revision"] == commit
+        assert labels["org.opencontainers.image.base.name"] == base_image
+        assert labels["org.opencontainers.image.created"].endswith("Z")
+        assert attrs["Config"]["User"] == "10001:10001"
+        assert set(attrs["Config"]["Volumes"]) == {"/data", "/results"}
+
+
+def test_gpu_image_help_and_clear_refusal_without_a_gpu(images):
+    helped = docker("run", "--rm", "bench:gpu", "--help")
+    assert helped.returncode == 0 and "Usage" in helped.stdout
+    refused = docker("run", "--rm", "bench:gpu", "mini")
+    assert refused.returncode == 3
+    assert "sees no GPU" in refused.stderr and "--device cpu" in refused.stderr
+
+
+def test_cpu_image_runs_mini_and_gpu_image_falls_back_on_request(images, tmp_path):
+    data, results = tmp_path / "data", tmp_path / "results"
+    started = time.perf_counter()
+    code, first = image.run("cpu", ["mini", "-q"], data, results, gpus=False, log=lambda line: None)
+    print(f"\ntime to first result of `bench image run mini` (CPU image): {time.perf_counter() - started:.0f} s")
+    assert code == 0 and first is not None
+    assert bundle.verify(first).ok
+    env = json.loads((first / bundle.ENV).read_text())
+    assert env["container"]["image_id"] == images["cpu"] and env["container"]["flavor"] == "cpu"
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=first, capture_output=True, text=True)
+    assert check.returncode == 0
+
+    _, second = image.run("cpu", ["mini", "-q"], data, results, gpus=False, log=lambda line: None)
+    _, fallback = image.run("gpu", ["mini", "-q", "--device", "cpu"], data, results, gpus=False, log=lambda line: None)
+    checksums = {json.loads((p / bundle.RESULT).read_text())["predictions_sha256"] for p in (first, second, fallback)}
+    assert len(checksums) == 1
+
+
+@pytest.fixture
+def compose_cluster(images, tmp_path):
+    compose = shutil.which("docker-compose")
+    command = [compose] if compose else ["docker", "compose"]
+    data, results = tmp_path / "data", tmp_path / "results"
+    data.mkdir()
+    results.mkdir()
+    env = {**os.environ, "DATA_DIR": str(data), "RESULTS_DIR": str(results),
+           "BENCH_UID": str(os.getuid()), "BENCH_GID": str(os.getgid())}
+    project = ["-f", str(REPO / "docker/compose.yaml"), "-p", f"benchtest{os.getpid()}"]
+    up = subprocess.run([*command, *project, "up", "-d"], env=env, capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield {"command": command, "project": project, "env": env, "data": data, "results": results}
+    finally:
+        subprocess.run([*command, *project, "down", "-v", "-t", "5"], env=env, capture_output=True)
+
+
+def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
+    c = compose_cluster
+    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
+    deadline = time.monotonic() + 180
+    while True:
+        status = subprocess.run([*exec_head, "python3", "-c",
+                                 "import ray, json; ray.init(address='auto', logging_level='ERROR'); "
+                                 "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))"],
+                                env=c["env"], capture_output=True, text=True)
+        nodes = json.loads(status.stdout.strip().splitlines()[-1]) if status.returncode == 0 and status.stdout.strip() else []
+        if len(nodes) == 3:
+            break
+        assert time.monotonic() < deadline, f"cluster did not reach 3 nodes: {status.stderr[-2000:]}"
+        time.sleep(3)
+    prep = subprocess.run([*exec_head, "data-prep", "synth", "--images", "24", "--rows-per-shard", "4",
+                           "--out", "/data/tiny", "-q"], env=c["env"], capture_output=True, text=True)
+    assert prep.returncode == 0, prep.stderr
+    run = subprocess.run([*exec_head, "bench", "run", "--data", "/data/tiny", "--address", "auto", "--batch-size", "4",
+                          "-q", "--out", "/results/cluster"], env=c["env"], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    path = c["results"] / "cluster"
+    assert bundle.verify(path).ok
+    result = json.loads((path / bundle.RESULT).read_text())
+    env = json.loads((path / bundle.ENV).read_text())
+    by_id = {n["node_id"]: n["resources"] for n in env["nodes"]}
+    assert len(by_id) == 3
+    gpu_node = next(i for i, r in by_id.items() if r.get("GPU"))
+    cpu_worker = next(i for i, r in by_id.items() if r.get("CPU") == 2)
+    assert result["images_per_node"]["model_node"] == {gpu_node: 24}
+    assert set(result["images_per_node"]["preprocess_node"]) <= set(by_id) - {gpu_node}
+    assert cpu_worker in result["placement"]["preprocess_nodes"]
