@@ -30,7 +30,8 @@ check_gpu() {
   fi
 }
 
-case "${1:-mini}" in
+[ $# -gt 0 ] || set -- mini
+case "$1" in
   -h|--help|help)
     exec bench --help ;;
   run)

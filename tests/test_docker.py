@@ -55,9 +55,11 @@ def wheelhouse(tmp_path_factory):
             target = root / wheel.name
             if not target.exists():
                 target.symlink_to(wheel)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # pip fetches hundreds of files; keep the test log readable
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
