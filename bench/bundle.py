@@ -13,6 +13,7 @@ import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ RESULT = "result.json"
 ENV = "env.json"
 PREDICTIONS = "predictions.parquet"
 STATS = "ray_data_stats.txt"
+TELEMETRY = "telemetry.parquet"
+REPORT = "report.html"
 SUMS = "SHA256SUMS"
 REQUIRED = {
     "schema_version": int,
@@ -80,11 +83,16 @@ class BundleWriter:
     def write_text(self, name: str, text: str) -> None:
         self.path(name).write_text(text)
 
-    def commit(self, result: dict[str, Any], env: dict[str, Any]) -> Path:
+    def commit(self, result: dict[str, Any], env: dict[str, Any],
+               finish: Callable[[Path], None] | None = None) -> Path:
+        """Write result.json and env.json, let ``finish`` add files made from them (the
+        report), then SHA256SUMS, and move the bundle into place."""
         result = {"schema_version": SCHEMA_VERSION, **result,
                   "predictions_sha256": predictions_sha256(self.path(PREDICTIONS))}
         self.write_text(RESULT, dumps(result))
         self.write_text(ENV, dumps(env))
+        if finish is not None:
+            finish(self.staging)
         files = sorted(p.name for p in self.staging.iterdir() if p.name != SUMS)
         self.write_text(SUMS, "".join(f"{sha256_file(self.path(n))}  {n}\n" for n in files))
         if self.final.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench import __version__, bundle, compare as compare_mod, datasets, envinfo, image, micro, runner
+from bench import __version__, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
 from data_prep.cli_support import run_app
@@ -123,6 +124,20 @@ def compare_command(
 
 def _yes(value: bool) -> str:
     return "yes" if value else "[bold red]NO[/]"
+
+
+@app.command("report")
+def report_command(
+    bundles: Annotated[list[Path], typer.Argument(help="One or more bundles (each is verified first).")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file (default: results/reports/report-<time>.html).")] = None,
+) -> None:
+    """Write one self-contained HTML page: throughput beside the reference figures, GPU, CPU and
+    object-store use over time with the pipeline's events, and stage times. Prints its path."""
+    for path in bundles:
+        bundle.load(path)  # refuses a bundle that does not verify
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = out_file or Path("results") / "reports" / f"report-{stamp}.html"
+    typer.echo(str(report.write(bundles, target)))
 
 
 @app.command("micro")

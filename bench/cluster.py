@@ -36,7 +36,8 @@ def alive_nodes() -> list[dict[str, Any]]:
     import ray
 
     return [
-        {"node_id": n["NodeID"], "address": n.get("NodeManagerAddress"), "resources": n.get("Resources", {})}
+        {"node_id": n["NodeID"], "address": n.get("NodeManagerAddress"), "manager_port": n.get("NodeManagerPort"),
+         "resources": n.get("Resources", {})}
         for n in ray.nodes()
         if n.get("Alive")
     ]

@@ -52,6 +52,7 @@ class Timings:
     end: float
     images: int
     listing_s: float = 0.0
+    events: dict[str, float] | None = None  # wall-clock (time.time()) marks, for telemetry plots
 
     @property
     def total_s(self) -> float:
@@ -79,6 +80,7 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     ray.data.DataContext.get_current().enable_progress_bars = False
     stages = variant(config.pipeline)
 
+    events = {"start": time.time()}
     start = time.perf_counter()
     ds = ray.data.read_parquet(data_uri).select_columns(["id", "label", "image"])
     after_read_call = time.perf_counter()
@@ -116,14 +118,16 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
             pq.ParquetWriter(predictions_path, schema) as writer:
         task = progress.add_task("images", total=expected_images, rate="")
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            events.setdefault("first_predictions", time.time())
             writer.write_table(batch.select(schema.names).cast(schema))
             images += batch.num_rows
             rate = images / (time.perf_counter() - start)
             progress.update(task, completed=images, rate=f"{rate:,.1f} img/s")
     end = time.perf_counter()
+    events["end"] = time.time()
     stats = ds.stats()
     listing = sum(stage["wall_s"] for stage in stage_times(stats) if stage["operator"] == "ListFiles")
-    return Timings(start, after_read_call, end, images, listing), stats
+    return Timings(start, after_read_call, end, images, listing, events), stats
 
 
 _OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)

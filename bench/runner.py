@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench import bundle, cluster, datasets, envinfo, pipeline, reference
+from bench import bundle, cluster, datasets, envinfo, pipeline, reference, report
+from bench.telemetry import collector, summary
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.model import load_model, resolve_weights_file
@@ -101,7 +102,8 @@ def images_per_node(predictions: Path) -> dict[str, dict[str, int]]:
 
 
 def run(size: str | None, data: str | None, config: RunConfig, address: str | None,
-        out: Path | None, show_progress: bool = True) -> Path:
+        out: Path | None, show_progress: bool = True,
+        telemetry_interval_s: float | None = collector.DEFAULT_INTERVAL_S) -> Path:
     config = config.with_profile()
     dataset = datasets.resolve(size, data, show_progress=show_progress)
     if dataset.manifest["format"] not in ("raw", "jpeg"):
@@ -112,11 +114,17 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     placement = cluster.place(config, nodes)
 
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
+    samplers = collector.start_cluster_telemetry(nodes, telemetry_interval_s) if telemetry_interval_s else []
     try:
         predictions = writer.path(bundle.PREDICTIONS)
-        timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images, show_progress)
+        try:
+            timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images, show_progress)
+        finally:
+            samples = collector.stop_cluster_telemetry(samplers) if samplers else None
         check_exactly_once(dataset_ids(dataset), predictions)
         writer.write_text(bundle.STATS, stats)
+        if samples is not None:
+            summary.write_parquet(samples, writer.path(bundle.TELEMETRY))
         result = {
             "kit_version": envinfo.__version__,
             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -137,13 +145,15 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "accuracy": accuracy(predictions),
             "images_per_node": images_per_node(predictions),
             "stages": pipeline.stage_times(stats),
+            "events": timings.events,
+            "telemetry": summary.summarise(samples, timings.images) if samples is not None else None,
             "reference": reference.ray_run_for(dataset.size),
         }
         if config.weights != "random":
             result["weights_file"] = resolve_weights_file(config.weights).name
         if config.weights not in ("random", "imagenet"):
             result["config"]["weights"] = "file"  # a local path says nothing to others
-        return writer.commit(result, envinfo.capture(nodes))
+        return writer.commit(result, envinfo.capture(nodes), finish=lambda staging: report.write([staging], staging / bundle.REPORT))
     except BaseException:
         writer.abandon()
         raise

@@ -191,3 +191,24 @@ def test_labelled_data_gives_accuracy(ray_local, tmp_path):
     assert result["accuracy"]["labelled_images"] == len(table) == 11
     assert result["accuracy"]["top1"] == pytest.approx(sum(r["top1"] == r["label"] for r in table) / 11)
     assert result["accuracy"]["top5"] == pytest.approx(sum(r["label"] in r["top5"] for r in table) / 11)
+
+
+@pytest.mark.slow
+def test_a_cpu_run_records_plausible_host_and_object_store_telemetry(bundles):
+    path = bundles["fast"]
+    result = json.loads((path / bundle.RESULT).read_text())
+    rows = pq.read_table(path / bundle.TELEMETRY).to_pylist()
+    events = result["events"]
+    assert events["start"] <= events["first_predictions"] <= events["end"]
+    cpu = [r["value"] for r in rows if r["metric"] == "cpu_pct"]
+    store = [r["value"] for r in rows if r["source"] == "object_store" and r["metric"] == "used_bytes"]
+    assert cpu and all(0 <= v <= 100 for v in cpu) and max(cpu) > 0
+    assert store and max(store) > 0  # the images passed through the object store
+    assert all(events["start"] - 5 <= r["ts"] <= events["end"] + 5 for r in rows)
+    # ~10 Hz: at least a few samples per second of the run
+    assert len(cpu) >= 2 * (events["end"] - events["start"])
+    summary = result["telemetry"]
+    assert len(summary["nodes"]) == 1 and summary["object_store_peak_bytes"] == max(store)
+    assert summary["gpus"] == [] and summary["energy_j"] is None
+    listed = (path / bundle.SUMS).read_text()
+    assert "report.html" in listed and "telemetry.parquet" in listed

@@ -24,6 +24,7 @@ from conftest import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 LOCAL_WHEELS = [Path("/opt/pypi/files"), Path("/opt/pypi-more/files")]
+WHEELHOUSE_PORT = 38765
 
 
 def docker_available() -> bool:
@@ -37,8 +38,8 @@ def docker_available() -> bool:
 @pytest.fixture(scope="session")
 def docker_ready():
     if not docker_available():
-        if os.environ.get("BENCH_REQUIRE_DOCKER") == "1":
-            pytest.fail("BENCH_REQUIRE_DOCKER=1 but no Docker daemon answers")
+        if os.environ.get("BENCH_REQUIRE_TOOLS") == "1":
+            pytest.fail("BENCH_REQUIRE_TOOLS=1 but no Docker daemon answers")
         pytest.skip("no Docker daemon (CI starts one; see .ci/run)")
 
 
@@ -59,7 +60,12 @@ def wheelhouse(tmp_path_factory):
         def log_message(self, *args):  # pip fetches hundreds of files; keep the test log readable
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(root)))
+    handler = partial(QuietHandler, directory=str(root))
+    try:
+        # A fixed port keeps the WHEELHOUSE build argument, and so Docker's layer cache, stable.
+        server = ThreadingHTTPServer(("127.0.0.1", WHEELHOUSE_PORT), handler)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()

@@ -1,0 +1,167 @@
+"""`bench report`: one self-contained HTML page (plots embedded as PNG) for one or more bundles:
+throughput beside the reference benchmark's published figures, GPU utilisation, power and
+memory over time with the pipeline's events marked, CPU and object-store use, stage times."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from bench import bundle, reference  # noqa: E402
+
+GPU_PANELS = [("util_pct", "GPU utilisation (%)"), ("power_w", "power (W)"), ("mem_used_bytes", "memory used (GB)")]
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    result = json.loads((path / bundle.RESULT).read_text())
+    telemetry = path / bundle.TELEMETRY
+    rows = pq.read_table(telemetry).to_pylist() if telemetry.exists() else []
+    return {"path": path, "name": path.name.split(".partial-")[0].lstrip("."), "result": result, "rows": rows}
+
+
+def throughput_plot(runs: list[dict[str, Any]]) -> str:
+    labels, values, colours = [], [], []
+    for run in runs:
+        labels.append(f"{run['name']}\n({run['result']['pipeline']})")
+        values.append(run["result"]["throughput_img_s"])
+        colours.append("tab:blue")
+    for ref in reference.published()["runs"]:
+        labels.append(f"{ref['system']} {ref['size']}\n" + "\n".join(textwrap.wrap(ref["cluster"], 34)))
+        values.append(ref["throughput_img_s"])
+        colours.append("tab:gray")
+    fig, ax = plt.subplots(figsize=(10, 0.7 * len(labels) + 1))
+    ax.barh(labels, values, color=colours)
+    ax.set_xscale("log")
+    ax.set_xlabel("images / s (log scale); grey: the reference study's published figures")
+    ax.invert_yaxis()
+    for y, value in enumerate(values):
+        ax.text(value, y, f" {value:,.1f}", va="center", fontsize=8)
+    return _png(fig)
+
+
+def _mark_events(ax, events: dict[str, float] | None, t0: float) -> None:
+    for name, ts in (events or {}).items():
+        ax.axvline(ts - t0, color="tab:red", linestyle="--", linewidth=0.8)
+        ax.text(ts - t0, ax.get_ylim()[1], f" {name}", color="tab:red", fontsize=7, va="top", rotation=90)
+
+
+def _timeline(run: dict[str, Any], source: str, panels: list[tuple[str, str]], title: str) -> str | None:
+    rows = [r for r in run["rows"] if r["source"] == source]
+    if not rows:
+        return None
+    t0 = (run["result"].get("events") or {}).get("start") or min(r["ts"] for r in rows)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)), sharex=True, squeeze=False)
+    for ax, (metric, label) in zip(axes[:, 0], panels):
+        series: dict[str, list[tuple[float, float]]] = {}
+        for r in rows:
+            if r["metric"] == metric:
+                key = f"{r['node'][:8]}" + (f" gpu{r['device']}" if r["device"] is not None else "")
+                scale = 1e-9 if metric.endswith("_bytes") else 1.0
+                series.setdefault(key, []).append((r["ts"] - t0, r["value"] * scale))
+        for key, points in sorted(series.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], label=key, linewidth=1)
+        ax.set_ylabel(label, fontsize=8)
+        if series:
+            ax.legend(fontsize=7, loc="upper right")
+        _mark_events(ax, run["result"].get("events"), t0)
+    axes[-1, 0].set_xlabel("seconds since the run started")
+    axes[0, 0].set_title(title)
+    return _png(fig)
+
+
+def stages_plot(run: dict[str, Any]) -> str | None:
+    stages = run["result"].get("stages") or []
+    if not stages:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(stages) + 1))
+    ax.barh([s["operator"] for s in stages], [s["wall_s"] for s in stages], color="tab:green")
+    ax.set_xlabel("operator wall time (s), from Ray Data's stats")
+    ax.invert_yaxis()
+    ax.set_title(f"{run['name']}: where the time goes")
+    return _png(fig)
+
+
+def _summary_table(runs: list[dict[str, Any]]) -> str:
+    head = ("bundle", "pipeline", "images", "img/s", "img/s excl. metadata", "J/image", "images/kWh", "dataset sha256", "weights sha256")
+    body = []
+    for run in runs:
+        r, t = run["result"], run["result"].get("telemetry") or {}
+        cells = (run["name"], r["pipeline"], f"{r['images']:,}", f"{r['throughput_img_s']:,.2f}",
+                 f"{r['throughput_img_s_excl_metadata']:,.2f}",
+                 f"{t['energy_j_per_image']:.3f}" if t.get("energy_j_per_image") else "n/a",
+                 f"{t['images_per_kwh']:,.0f}" if t.get("images_per_kwh") else "n/a",
+                 r["dataset_sha256"][:16], r["weights_sha256"][:16])
+        body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(body) + "</table>")
+
+
+def render(paths: list[Path]) -> str:
+    runs = [_load(p) for p in paths]
+    sections = [("Throughput", throughput_plot(runs), "")]
+    for run in runs:
+        unavailable = (run["result"].get("telemetry") or {}).get("unavailable") or []
+
+        def notes(*sources: str) -> str:
+            return "; ".join(f"{u['metric']}: {u['reason']}" for u in unavailable if u["source"] in sources)
+
+        name = run["name"]
+        gpu = _timeline(run, "gpu", GPU_PANELS, f"{name}: GPUs")
+        host = _timeline(run, "host", [("cpu_pct", "CPU (%)"), ("mem_used_bytes", "memory used (GB)")], f"{name}: nodes")
+        store = _timeline(run, "object_store", [("used_bytes", "object store (GB)"), ("spilled_bytes", "spilled (GB)")],
+                          f"{name}: Ray object store")
+        sections += [
+            (f"{name}: GPUs over time", gpu, notes("gpu") or ("" if gpu else "no GPU telemetry in this run")),
+            (f"{name}: CPU and memory", host, notes("host", "node")),
+            (f"{name}: object store", store, notes("object_store") or ("" if store else "no object-store telemetry")),
+            (f"{name}: stage times", stages_plot(run), ""),
+        ]
+    plots = [s for s in sections if s[1]]
+    parts = []
+    for title, png, note in sections:
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if png:
+            parts.append(f'<img class="plot" alt="{html.escape(title)}" src="data:image/png;base64,{png}">')
+        if note:
+            parts.append(f'<p class="note">{html.escape(note)}</p>')
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>raybench report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}} img.plot{{max-width:100%}} .note{{color:#a60}}</style>
+</head><body data-plots-total="{len(plots)}">
+<h1>Ray Data batch inference: ResNet-50, offline</h1>
+{_summary_table(runs)}
+{''.join(parts)}
+<script>
+// Self-check: how many plots actually decoded and rendered (a broken image shows 0 width).
+window.addEventListener("load", () => {{
+  const ok = [...document.querySelectorAll("img.plot")].filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.plotsRendered = ok;
+}});
+</script>
+</body></html>
+"""
+
+
+def write(paths: list[Path], out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(paths))
+    return out
