@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import psutil
-
 from bench.telemetry import Samples
 
 
@@ -16,12 +14,20 @@ class HostSampler:
         self.node = node
         self.samples = samples
         self.raylet = raylet
-        psutil.cpu_percent(interval=None)  # the first call only primes the counter
+        try:
+            import psutil
+        except ImportError as exc:  # a bare GPU box may lack it: degrade, never crash
+            self.psutil = None
+            samples.mark_unavailable("host", "*", f"psutil unavailable: {exc}")
+        else:
+            self.psutil = psutil
+            psutil.cpu_percent(interval=None)  # the first call only primes the counter
 
     def sample(self, ts: float | None = None) -> None:
         ts = time.time() if ts is None else ts
-        self.samples.add(ts, self.node, "host", "cpu_pct", psutil.cpu_percent(interval=None))
-        self.samples.add(ts, self.node, "host", "mem_used_bytes", psutil.virtual_memory().used)
+        if self.psutil is not None:
+            self.samples.add(ts, self.node, "host", "cpu_pct", self.psutil.cpu_percent(interval=None))
+            self.samples.add(ts, self.node, "host", "mem_used_bytes", self.psutil.virtual_memory().used)
         if self.raylet is None:
             return
         try:
