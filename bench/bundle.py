@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bench.digests import sha256_file
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -41,14 +42,6 @@ REQUIRED = {
     "pipeline": str,
     "config": dict,
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def predictions_sha256(path: Path) -> str:

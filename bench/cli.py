@@ -14,7 +14,7 @@ from rich.table import Table
 from bench import __version__, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
-from data_prep.cli_support import run_app
+from data_prep.cli_support import add_version_option, run_app
 from data_prep.sizes import SIZES
 
 app = typer.Typer(
@@ -210,18 +210,5 @@ def env_command(
                f"fingerprint {fingerprint['sha256']}")
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"bench {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
-) -> None:
-    pass
-
-
+add_version_option(app, "bench", __version__)
 main = run_app(app, user_errors=(BenchError,))

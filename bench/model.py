@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torchvision.models import ResNet50_Weights, resnet50
 
+from bench.digests import sha256_file
 from bench.errors import BenchError
 
 # What the reference used: ResNet50_Weights.DEFAULT.
@@ -23,14 +24,6 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
 
 def imagenet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(IMAGENET.url).name
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:
@@ -64,7 +57,7 @@ def load_model(weights: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
         torch.random.set_rng_state(generator_state)
         return model.eval(), state_dict_sha256(model)
     path = resolve_weights_file(weights)
-    sha256 = file_sha256(path)
+    sha256 = sha256_file(path)
     expected = _HASH_IN_NAME.search(path.name)
     if expected and not sha256.startswith(expected.group(1)):
         raise BenchError(

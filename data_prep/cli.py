@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from data_prep import __version__, imagenet, jobs, manifest, synth
-from data_prep.cli_support import run_app
+from data_prep.cli_support import add_version_option, run_app
 from data_prep.errors import DataPrepError
 from data_prep.shards import FORMATS
 from data_prep.sizes import DEFAULT_SIZE, SIZES, images_for
@@ -185,18 +185,5 @@ def info_command(
         out.print(f"rejected {item['file']}: {item['reason']}")
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"data-prep {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
-) -> None:
-    """Shard ImageNet, or a deterministic synthetic stand-in, into checksummed parquet."""
-
-
+add_version_option(app, "data-prep", __version__)
 main = run_app(app)

@@ -57,12 +57,14 @@ def decode_rgb(data: bytes) -> tuple[Image.Image, list[str]]:
     return image, changes
 
 
-def resize_center_crop(image: Image.Image, side: int = RAW_SIDE) -> np.ndarray:
-    """Shorter side to ``side`` (bilinear, antialiased), then a centred side x side crop.
+def resize_center_crop(image: Image.Image, side: int = RAW_SIDE, crop: int | None = None) -> np.ndarray:
+    """Shorter side to ``side`` (bilinear, antialiased), then a centred ``crop`` x ``crop``
+    square (default: ``side``), as uint8 HWC.
 
     The arithmetic follows torchvision's Resize(int) and CenterCrop on PIL images, so the
-    stored pixels are what ``Resize(256)`` + ``CenterCrop(256)`` would give.
+    pixels are what ``Resize(side)`` + ``CenterCrop(crop)`` would give.
     """
+    crop = side if crop is None else crop
     width, height = image.size
     if width <= height:
         new_w, new_h = side, int(side * height / width)
@@ -70,9 +72,9 @@ def resize_center_crop(image: Image.Image, side: int = RAW_SIDE) -> np.ndarray:
         new_w, new_h = int(side * width / height), side
     if (new_w, new_h) != (width, height):
         image = image.resize((new_w, new_h), Image.BILINEAR)
-    top = int(round((new_h - side) / 2.0))
-    left = int(round((new_w - side) / 2.0))
-    return np.asarray(image.crop((left, top, left + side, top + side)), dtype=np.uint8)
+    top = int(round((new_h - crop) / 2.0))
+    left = int(round((new_w - crop) / 2.0))
+    return np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.uint8)
 
 
 def as_stored_jpeg(data: bytes) -> tuple[bytes, int, int, list[str]]:

@@ -12,6 +12,7 @@ import torch
 from torchvision.models import resnet50
 
 from bench import model
+from bench.digests import sha256_file
 from bench.errors import BenchError
 from bench.secrets import scrub_uri
 
@@ -77,7 +78,7 @@ def test_weights_file_is_checked_against_the_hash_in_its_name(tmp_path, monkeypa
     state = resnet50(weights=None).state_dict()
     scratch = tmp_path / "scratch.pth"
     torch.save(state, scratch)
-    digest = model.file_sha256(scratch)
+    digest = sha256_file(scratch)
     good = tmp_path / f"resnet50-{digest[:8]}.pth"
     scratch.rename(good)
     loaded, sha = model.load_model(str(good))

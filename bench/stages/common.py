@@ -64,6 +64,30 @@ def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits:
     return out
 
 
+def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, np.ndarray]:
+    """A preprocessing stage's output: the batch's ids and labels, the new pixels, and where."""
+    return {
+        "id": batch["id"],
+        "label": batch["label"],
+        "image": images,
+        "preprocess_node": np.full(len(images), node_name(), dtype=object),
+    }
+
+
+class ModelStage:
+    """What both variants' Predictors share: device, precision, verified weights."""
+
+    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        from bench.model import load_model
+
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.save_logits = save_logits
+        model, self.weights_sha256 = load_model(weights, seed)
+        self.model = model.to(self.device, memory_format=memory_format)
+
+
 def resolve_device(device: str) -> torch.device:
     """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
     process may use: Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would

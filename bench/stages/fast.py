@@ -17,24 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.model import load_model
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, autocast, decode_jpeg, node_name, predictions, resolve_device
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, autocast, decode_jpeg, predictions, preprocessed
+from data_prep.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
-
-
-def crop_uint8(image: Image.Image) -> np.ndarray:
-    """Resize(256) + CenterCrop(224) of one PIL image, kept in uint8 (HWC)."""
-    width, height = image.size
-    if width <= height:
-        size = (RESIZE, int(RESIZE * height / width))
-    else:
-        size = (int(RESIZE * width / height), RESIZE)
-    if size != image.size:
-        image = image.resize(size, Image.BILINEAR)
-    left = int(round((size[0] - CROP) / 2.0))
-    top = int(round((size[1] - CROP) / 2.0))
-    return np.asarray(image.crop((left, top, left + CROP, top + CROP)))
 
 
 def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -42,26 +28,17 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if images.dtype == np.uint8 and images.shape[1:3] == (RESIZE, RESIZE):
         crops = np.ascontiguousarray(images[:, _OFFSET : _OFFSET + CROP, _OFFSET : _OFFSET + CROP, :])
     elif images.dtype == np.uint8:
-        crops = np.stack([crop_uint8(Image.fromarray(image)) for image in images])
+        crops = np.stack([resize_center_crop(Image.fromarray(image), RESIZE, CROP) for image in images])
     else:
-        crops = np.stack([crop_uint8(decode_jpeg(data, min_side=RESIZE)) for data in images])
-    return {
-        "id": batch["id"],
-        "label": batch["label"],
-        "image": crops,
-        "preprocess_node": np.full(len(images), node_name(), dtype=object),
-    }
+        crops = np.stack([resize_center_crop(decode_jpeg(data, min_side=RESIZE), RESIZE, CROP) for data in images])
+    return preprocessed(batch, crops)
 
 
-class Predictor:
+class Predictor(ModelStage):
     """ResNet-50 in channels_last, normalising uint8 crops on its own device."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool):
-        self.device = resolve_device(device)
-        self.precision = precision
-        self.save_logits = save_logits
-        model, self.weights_sha256 = load_model(weights, seed)
-        self.model = model.to(self.device, memory_format=torch.channels_last)
+        super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)

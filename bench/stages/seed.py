@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-from bench.model import load_model
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, autocast, decode_jpeg, node_name, predictions, resolve_device
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, autocast, decode_jpeg, predictions, preprocessed
 
 _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255, std=STD_255)])
 
@@ -25,23 +24,11 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tensor = torch.stack(
             [_TRANSFORM(torch.Tensor(np.asarray(decode_jpeg(data)).transpose(2, 0, 1))) for data in images]
         )
-    return {
-        "id": batch["id"],
-        "label": batch["label"],
-        "image": tensor.numpy(),
-        "preprocess_node": np.full(len(images), node_name(), dtype=object),
-    }
+    return preprocessed(batch, tensor.numpy())
 
 
-class Predictor:
-    """ResNet-50 on one device; a Ray Data actor or a plain callable."""
-
-    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool):
-        self.device = resolve_device(device)
-        self.precision = precision
-        self.save_logits = save_logits
-        model, self.weights_sha256 = load_model(weights, seed)
-        self.model = model.to(self.device)
+class Predictor(ModelStage):
+    """ResNet-50 on one device, NCHW fp32 input; a Ray Data actor or a plain callable."""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode(), autocast(self.device, self.precision):
