@@ -51,8 +51,12 @@ class Timings:
     after_read_call: float
     end: float
     images: int
-    listing_s: float = 0.0
+    stages: list[dict[str, Any]] | None = None  # per-operator wall times from Ray Data's stats
     events: dict[str, float] | None = None  # wall-clock (time.time()) marks, for telemetry plots
+
+    @property
+    def listing_s(self) -> float:
+        return sum(stage["wall_s"] for stage in self.stages or [] if stage["operator"] == "ListFiles")
 
     @property
     def total_s(self) -> float:
@@ -68,7 +72,7 @@ class Timings:
 
 
 def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path: Path,
-        expected_images: int, show_progress: bool = True) -> tuple[Timings, str]:
+        expected_images: int, weights_sha256: str, show_progress: bool = True) -> tuple[Timings, str]:
     """Run the pipeline; returns its timings and Ray Data's stats text.
 
     Read tasks are sized by Ray Data itself: its parquet reader bin-packs row groups into read
@@ -98,6 +102,7 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
             "device": placement.device,
             "precision": config.precision,
             "save_logits": config.save_logits,
+            "expected_weights_sha256": weights_sha256,
         },
         batch_size=config.batch_size,
         batch_format="numpy",
@@ -126,8 +131,7 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     end = time.perf_counter()
     events["end"] = time.time()
     stats = ds.stats()
-    listing = sum(stage["wall_s"] for stage in stage_times(stats) if stage["operator"] == "ListFiles")
-    return Timings(start, after_read_call, end, images, listing, events), stats
+    return Timings(start, after_read_call, end, images, stage_times(stats), events), stats
 
 
 _OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)

@@ -118,7 +118,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     try:
         predictions = writer.path(bundle.PREDICTIONS)
         try:
-            timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images, show_progress)
+            timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images,
+                                           weights_sha256, show_progress)
         finally:
             samples = collector.stop_cluster_telemetry(samplers) if samplers else None
         check_exactly_once(dataset_ids(dataset), predictions)
@@ -144,7 +145,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
             "accuracy": accuracy(predictions),
             "images_per_node": images_per_node(predictions),
-            "stages": pipeline.stage_times(stats),
+            "stages": timings.stages,
             "events": timings.events,
             "telemetry": summary.summarise(samples, timings.images) if samples is not None else None,
             "reference": reference.ray_run_for(dataset.size),

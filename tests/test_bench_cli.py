@@ -131,3 +131,14 @@ def test_unknown_choices_are_clear_errors(cli):
     assert proc.returncode == 2 and "unknown --pipeline 'turbo'" in proc.stderr
     proc = cli("bench", "run", "huge")
     assert proc.returncode == 2 and "unknown size 'huge'" in proc.stderr
+
+
+@pytest.mark.parametrize("variant", ["fast", "seed"])
+def test_a_predictor_with_other_weights_than_the_driver_refuses_to_start(variant):
+    from bench.stages import variant as get_variant
+
+    stages = get_variant(variant)
+    _, sha = model.load_model("random", 0)
+    stages.Predictor("random", 0, "cpu", "fp32", False, expected_weights_sha256=sha)  # same weights: fine
+    with pytest.raises(BenchError, match="give every node the same weights file"):
+        stages.Predictor("random", 1, "cpu", "fp32", False, expected_weights_sha256=sha)

@@ -75,16 +75,24 @@ def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, 
 
 
 class ModelStage:
-    """What both variants' Predictors share: device, precision, verified weights."""
+    """What both variants' Predictors share: device, precision, verified weights. With
+    ``expected_weights_sha256`` (what the driver loaded), an actor whose node holds different
+    weights refuses to start instead of silently mixing models in one run."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 expected_weights_sha256: str | None = None):
         from bench.model import load_model
 
         self.device = resolve_device(device)
         self.precision = precision
         self.save_logits = save_logits
         model, self.weights_sha256 = load_model(weights, seed)
+        if expected_weights_sha256 and self.weights_sha256 != expected_weights_sha256:
+            from bench.errors import BenchError
+
+            raise BenchError(f"{node_name()} loaded weights {self.weights_sha256[:16]}..., not the driver's "
+                             f"{expected_weights_sha256[:16]}...: give every node the same weights file")
         self.model = model.to(self.device, memory_format=memory_format)
 
 

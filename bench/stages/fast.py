@@ -37,8 +37,10 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class Predictor(ModelStage):
     """ResNet-50 in channels_last, normalising uint8 crops on its own device."""
 
-    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool):
-        super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last)
+    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
+                 expected_weights_sha256: str | None = None):
+        super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last,
+                         expected_weights_sha256=expected_weights_sha256)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
