@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_prep import jobs, synth
+from data_prep import synth
 from data_prep.manifest import load_manifest
 from data_prep.sizes import SIZES, images_for
 from data_prep.storage import DatasetDir
@@ -59,10 +59,9 @@ def resolve(size: str | None, data: str | None, workers: int | None = None, show
     location = str(cache_root() / f"synth-{size}-raw")
     directory = DatasetDir(location)
     if not directory.exists("manifest.json"):
-        params = {"kind": "synth", "size": size, "images": images, "seed": 0, "format": "raw", "rows_per_shard": 1000}
-        planned = synth.plan(images, 0, "raw", 1000)
-        jobs.run(location, "synth", "raw", params, planned, range(len(planned)), synth.build_shard,
-                 workers or os.cpu_count() or 1, show_progress)
+        # Exactly what `data-prep synth SIZE` makes, so the cache and a hand-made set agree.
+        synth.generate(location, images, size=size, workers=workers or os.cpu_count() or 1,
+                       show_progress=show_progress)
     directory, manifest = load_manifest(location)
     check_shards_present(directory, manifest)
     return Dataset(location, manifest, size)

@@ -76,7 +76,7 @@ def synth_command(
     out_dir: Annotated[Optional[str], typer.Option("--out", help="Directory or s3://bucket/prefix (default: data/synth-SIZE-FORMAT).")] = None,
     images: Annotated[Optional[int], typer.Option(help="Any number of images instead of a named SIZE.")] = None,
     fmt: Format = "raw",
-    rows_per_shard: RowsPerShard = 1000,
+    rows_per_shard: RowsPerShard = synth.DEFAULT_ROWS_PER_SHARD,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes, on any machine.")] = 0,
     workers: Workers = os.cpu_count() or 1,
     shards: Shards = None,
@@ -93,13 +93,11 @@ def synth_command(
         raise DataPrepError("--images and --rows-per-shard must be positive")
     name = size or f"{images}img"
     location = out_dir or str(Path("data") / f"synth-{name}-{fmt}")
-    params = {"kind": "synth", "size": size, "images": images, "seed": seed, "format": fmt,
-              "rows_per_shard": rows_per_shard}
-    planned = synth.plan(images, seed, fmt, rows_per_shard)
-    selected = jobs.parse_slice(shards, len(planned))
     start = time.perf_counter()
-    outcome = jobs.run(location, "synth", fmt, params, planned, selected, synth.build_shard, workers, not quiet)
-    _report(outcome, location, time.perf_counter() - start, sum(planned[i].rows for i in selected))
+    outcome, selected_images = synth.generate(location, images, size=size, seed=seed, fmt=fmt,
+                                              rows_per_shard=rows_per_shard, shards=shards, workers=workers,
+                                              show_progress=not quiet)
+    _report(outcome, location, time.perf_counter() - start, selected_images)
 
 
 @app.command("imagenet")

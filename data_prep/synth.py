@@ -62,6 +62,26 @@ def _draw_shape(rng: np.random.Generator, img: np.ndarray) -> None:
 
 # --- the synthetic dataset as shard jobs ------------------------------------------------------
 
+DEFAULT_ROWS_PER_SHARD = 1000
+
+
+def generate(location: str, images: int, *, size: str | None = None, seed: int = 0, fmt: str = "raw",
+             rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, shards: str | None = None, workers: int = 1,
+             show_progress: bool = True):
+    """Build a synthetic dataset (or the shard slice ``shards``) at ``location``.
+
+    The one place that turns a request into dataset parameters, so `data-prep synth` and
+    bench's cache of named sizes make the same directory. Returns (outcome, images in the slice).
+    """
+    from data_prep import jobs
+
+    params = {"kind": "synth", "size": size, "images": images, "seed": seed, "format": fmt,
+              "rows_per_shard": rows_per_shard}
+    planned = plan(images, seed, fmt, rows_per_shard)
+    selected = jobs.parse_slice(shards, len(planned))
+    outcome = jobs.run(location, "synth", fmt, params, planned, selected, build_shard, workers, show_progress)
+    return outcome, sum(planned[i].rows for i in selected)
+
 def plan(images: int, seed: int, fmt: str, rows_per_shard: int):
     """One job per shard of ``rows_per_shard`` consecutive images."""
     from data_prep.jobs import ShardJob
