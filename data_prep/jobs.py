@@ -9,6 +9,7 @@ finished before a crash or Ctrl-C is never redone.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -142,8 +143,15 @@ def run(
     return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
 
 
+def _ignore_sigint() -> None:
+    """Workers ignore Ctrl-C: only the main process stops handing out work, and a shard in
+    progress finishes with both its file and its record (a worker killed between the two
+    left a complete shard without a record, rebuilt later but needlessly)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_parallel(location: str, todo: list[ShardJob], build: Builder, workers: int, done) -> None:
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
     try:
         pending = {pool.submit(build, location, job): job for job in todo}
         while pending:
