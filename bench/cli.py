@@ -45,10 +45,10 @@ def run_command(
     size: SizeArg = None,
     data: DataOpt = None,
     pipeline: Annotated[str, typer.Option(help="fast (ours) or seed (the reference benchmark, faithfully).")] = "fast",
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per model batch (default: seed 1000, fast 256).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per model batch (default: seed 1000; fast 16 on CPU, 256 on GPU).")] = None,
     concurrency: Annotated[Optional[int], typer.Option(help="Model actors (default: one per GPU, or one on CPU).")] = None,
     device: Annotated[str, typer.Option(help="auto (GPUs if the cluster has them), cuda or cpu.")] = "auto",
-    precision: Annotated[Optional[str], typer.Option(help="fp32 (default), bf16 or fp16.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16 or fp16 (default: seed fp32; fast auto = fp16 on GPU, bf16 on CPUs with native bf16, else fp32). Reduced precision's cost against fp32 is measured and kept in the bundle.")] = None,
     weights: Annotated[str, typer.Option(help="random (seeded), imagenet (torchvision's file from the torch hub cache, sha256-checked) or a path.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
     save_logits: Annotated[bool, typer.Option(help="Also store all 1000 logits per image.")] = False,
@@ -157,6 +157,60 @@ def micro_command(
     out.print(f"{figures['blocks']} blocks over {figures['parallelism']} CPUs: measured {figures['measured_s']:.3f} s, "
               f"ideal {figures['ideal_s']:.3f} s, overhead {figures['overhead_s']:.3f} s "
               f"(reference: Ray 4.383 s, Spark 128.9 s on their cluster)")
+
+
+@app.command("perf")
+def perf_command(
+    size: SizeArg = None,
+    data: DataOpt = None,
+    memory_scale: Annotated[int, typer.Option(help="The memory check's second dataset is this many times larger.")] = 4,
+    min_seconds: Annotated[float, typer.Option(help="Time each micro-measurement (model ceiling, preprocessing) for at least this long.")] = 5.0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/<time>).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+) -> None:
+    """Measure the default pipeline against the reference (`--pipeline seed`) and against the
+    model alone, side by side in one run on the same data; print ratios.
+
+    Local Ray only (the memory check samples this machine's Ray workers). Takes minutes: on a
+    2-core CPU and `mini` about 8, most of it the seed pipeline. Results: perf.json, the three
+    run bundles under runs/, and a SHA256SUMS over them.
+    """
+    from bench import perf
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = out_dir or Path("results") / "perf" / stamp
+    if target.exists() and any(target.iterdir()):
+        raise BenchError(f"{target} already exists and is not empty; choose another --out")
+    figures = perf.run(size, data, target, memory_scale, min_seconds, log=lambda line: err.print(line))
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    table = Table(title=f"bench perf on {figures['device']}, {figures['images']:,} images")
+    for column in ("measurement", "reference / baseline", "ours", "ratio"):
+        table.add_column(column)
+    pre = figures["preprocess"]
+    for fmt in ("raw", "jpeg"):
+        table.add_row(f"preprocess {fmt}, img/s per core", f"{pre[fmt]['reference_img_s']:,.0f}",
+                      f"{pre[fmt]['ours_img_s']:,.0f}", f"{pre[fmt]['speedup']:.1f}x")
+    e2e = figures["e2e"]
+    table.add_row("end to end img/s (seed vs default)", f"{e2e['seed_img_s']:,.1f}", f"{e2e['default_img_s']:,.1f}",
+                  f"{figures['e2e_over_seed']:.2f}x")
+    table.add_row(f"model-only ceiling vs end to end ({e2e['large_images']:,} images)", f"{figures['model_only_img_s']:,.1f}",
+                  f"{e2e['default_large_img_s']:,.1f}", f"{figures['e2e_over_ceiling']:.2f}x")
+    table.add_row(f"model-only ceiling vs end to end ({figures['images']:,} images)", f"{figures['model_only_img_s']:,.1f}",
+                  f"{e2e['default_img_s']:,.1f}", f"{figures['e2e_over_ceiling_small']:.2f}x")
+    micro_figures = figures["micro"]
+    table.add_row("bench micro s (ideal vs measured)", f"{micro_figures['ideal_s']:.3f}", f"{micro_figures['measured_s']:.3f}",
+                  f"+{figures['micro_overhead_s']:.3f} s")
+    memory = figures["memory"]
+    table.add_row(f"peak worker MB ({memory['images'][0]:,} vs {memory['images'][1]:,} images)",
+                  f"{memory['peak_worker_uss_mb'][0]:,.0f}", f"{memory['peak_worker_uss_mb'][1]:,.0f}", f"{memory['growth']:.2f}x")
+    out.print(table)
+    if figures["precision_cost"]:
+        cost = figures["precision_cost"]
+        out.print(f"{cost['precision']} vs fp32 on {cost['images']} images: top-1 agreement {cost['top1_agreement']:.4f}, "
+                  f"relative logit error mean {cost['rel_logit_error_mean']:.2e}, max {cost['rel_logit_error_max']:.2e}")
+    typer.echo(str(target))
 
 
 image_app = typer.Typer(help="Build and run the pinned Docker images (bench:gpu, bench:cpu) through the Docker SDK.",

@@ -49,6 +49,16 @@ def check_shards_present(dataset: DatasetDir, manifest: dict[str, Any]) -> None:
             )
 
 
+def synthetic(images: int, show_progress: bool = True) -> Dataset:
+    """A cached synthetic dataset of exactly ``images`` images (the named sizes' generator)."""
+    location = str(cache_root() / f"synth-n{images}-raw")
+    if not DatasetDir(location).exists("manifest.json"):
+        synth.generate(location, images, workers=os.cpu_count() or 1, show_progress=show_progress)
+    directory, manifest = load_manifest(location)
+    check_shards_present(directory, manifest)
+    return Dataset(location, manifest, None)
+
+
 def resolve(size: str | None, data: str | None, workers: int | None = None, show_progress: bool = True) -> Dataset:
     if data:
         directory, manifest = load_manifest(data)

@@ -1,87 +1,142 @@
 """One-call check of the GPU path, for a lent GPU machine that has torch, torchvision, pyarrow
-and nvidia-ml-py but no Ray. It drives the pipeline's own stages (the variant's ``preprocess``
-and ``Predictor``, exactly what the Ray actors call) in one process, with the NVML sampler on,
-and prints the model-only ceiling, the end-to-end figure, GPU utilisation and energy per image.
+and nvidia-ml-py but no Ray. It drives the pipeline's own stages in one process: parquet shards
+(the synthetic generator's, made here, or ``--data DIR``) are read row group by row group and
+preprocessed by the variant's ``preprocess`` in a pool of loader threads that prefetch ahead
+(what Ray's read and map tasks do), pinned, and fed to the variant's ``Predictor`` (exactly
+what the Ray actors call) in the main thread, with the NVML sampler on. Prints one JSON object:
+the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
+and reduced precision's cost against fp32.
 
-    PYTHONPATH=. python3 -m bench.gpu_check --images 4096 --batch-size 256 --precision fp16
+    PYTHONPATH=. python3 -m bench.gpu_check                  # the default pipeline, its defaults
+    PYTHONPATH=. python3 -m bench.gpu_check --pipeline seed  # the reference, for the ratio
 
-Stages run back to back here (no prefetching loader), so end-to-end is a lower bound of what
-the Ray pipeline, which overlaps them, can reach.
+Batch size and precision default to what `bench run` would use on this device.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
 import socket
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
+from bench.config import RunConfig
+from bench.precision import measure_cost
 from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
-from data_prep.synth import image_id, synth_image
+from bench.timing import model_ceiling, sync
+from data_prep import synth
+from data_prep.shards import image_array_to_numpy
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def make_dataset(directory: Path, images: int, workers: int) -> list[Path]:
+    """Synthetic raw shards, exactly as `data-prep synth` writes them (manifest aside)."""
+    jobs = synth.plan(images, 0, "raw", synth.DEFAULT_ROWS_PER_SHARD)
+    (directory / "shards").mkdir(parents=True, exist_ok=True)
+    (directory / "_records").mkdir(exist_ok=True)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(synth.build_shard, [str(directory)] * len(jobs), jobs))
+    return sorted(directory.glob("shards/*.parquet"))
 
 
-def batches(images: int, batch_size: int) -> list[dict[str, np.ndarray]]:
-    pixels = np.stack([synth_image(0, i) for i in range(images)])
-    return [
-        {"id": np.array([image_id(i) for i in range(start, min(start + batch_size, images))], dtype=object),
-         "label": np.full(min(batch_size, images - start), -1, dtype=np.int32),
-         "image": pixels[start : start + batch_size]}
-        for start in range(0, images, batch_size)
-    ]
+def dataset_files(directory: Path) -> list[Path]:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    return [directory / shard["file"] for shard in manifest["shards"]]
 
 
-def model_ceiling(predictor, crops: dict[str, np.ndarray], iterations: int) -> float:
-    """Images/s of the model alone on ready tensors already on the device."""
-    from bench.stages.common import autocast
-
-    ready = predictor.normalise(crops["image"]) if hasattr(predictor, "normalise") else torch.as_tensor(
-        crops["image"], device=predictor.device)
-    with torch.inference_mode(), autocast(predictor.device, predictor.precision):
-        predictor.model(ready)  # warm-up (cuDNN autotuning, lazy init)
-        _sync(predictor.device)
-        start = time.perf_counter()
-        for _ in range(iterations):
-            predictor.model(ready)
-        _sync(predictor.device)
-    return iterations * len(crops["image"]) / (time.perf_counter() - start)
+def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
+    table = pq.ParquetFile(path).read_row_group(index, columns=["id", "label", "image"])
+    images = table.column("image")
+    return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
+            "image": images.to_numpy(zero_copy_only=False) if pa.types.is_binary(images.type)
+            else image_array_to_numpy(images)}
 
 
-def run(images: int, batch_size: int, pipeline: str, device: str, precision: str, iterations: int) -> dict:
-    stages = variant(pipeline)
-    data = batches(images, batch_size)
-    predictor = stages.Predictor("random", 0, device, precision, False)
-    ceiling = model_ceiling(predictor, stages.preprocess(data[0]), iterations)
+def prefetched(files: list[Path], stages, workers: int, depth: int, pin: bool) -> Iterator[dict[str, np.ndarray]]:
+    """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by
+    ``workers`` threads (pyarrow and numpy release the GIL while they work)."""
+    units = [(path, i) for path in files for i in range(pq.ParquetFile(path).num_row_groups)]
 
-    loop = SamplingLoop(socket.gethostname(), 0.1, gpus=predictor.device.type == "cuda")
+    def load(unit: tuple[Path, int]) -> dict[str, np.ndarray]:
+        batch = stages.preprocess(read_row_group(*unit))
+        if pin:  # page-locked, so the host-to-device copy is asynchronous
+            batch["image"] = torch.from_numpy(batch["image"]).pin_memory().numpy()
+        return batch
+
+    with ThreadPoolExecutor(workers) as pool:
+        pending: queue.Queue = queue.Queue()
+        for unit in units[:depth]:
+            pending.put(pool.submit(load, unit))
+        for unit in units[depth:] + [None] * min(depth, len(units)):
+            batch = pending.get().result()
+            if unit is not None:
+                pending.put(pool.submit(load, unit))
+            yield batch
+
+
+def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Row groups (128 images) regrouped into model batches of ``size``."""
+    held: list[dict[str, np.ndarray]] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += len(batch["id"])
+        while count >= size:
+            merged = {k: np.concatenate([b[k] for b in held]) for k in held[0]}
+            yield {k: v[:size] for k, v in merged.items()}
+            rest = {k: v[size:] for k, v in merged.items()}
+            count -= size
+            held = [rest] if count else []
+    if count:
+        yield {k: np.concatenate([b[k] for b in held]) for k in held[0]}
+
+
+def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
+        compile_model: bool = False) -> dict[str, Any]:
+    stages = variant(config.pipeline)
+    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False)
+    if compile_model:
+        predictor.model = torch.compile(predictor.model)
+    on_gpu = predictor.device.type == "cuda"
+    first = next(rebatched(prefetched(files[:1], stages, 1, 1, False), config.batch_size))
+    ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
+    cost = measure_cost(predictor, first) if config.precision != "fp32" else None
+
+    loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()
     start = time.perf_counter()
     done = 0
-    for batch in data:
-        out = predictor(stages.preprocess(batch))
-        done += len(out["top1"])
-    _sync(predictor.device)
+    for batch in rebatched(prefetched(files, stages, loader_workers, depth, on_gpu), config.batch_size):
+        done += len(predictor(batch)["top1"])
+    sync(predictor.device)
     seconds = time.perf_counter() - start
     telemetry = summarise(loop.stop(), done)
     gpu_util = [g["util_pct"]["mean"] for g in telemetry["gpus"] if g["util_pct"]]
     return {
         "device": str(predictor.device),
-        "gpu": torch.cuda.get_device_name(predictor.device) if predictor.device.type == "cuda" else None,
-        "pipeline": pipeline, "precision": precision, "batch_size": batch_size, "images": done,
+        "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
+        "pipeline": config.pipeline, "precision": config.precision, "batch_size": config.batch_size,
+        "compiled": compile_model, "loader_workers": loader_workers, "images": done,
         "model_only_img_s": ceiling,
         "end_to_end_img_s": done / seconds,
         "end_to_end_over_ceiling": done / seconds / ceiling,
         "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
         "energy_j_per_image": telemetry["energy_j_per_image"],
+        "precision_cost": cost,
         "telemetry": telemetry,
         "versions": {"torch": torch.__version__, "cuda": torch.version.cuda},
     }
@@ -89,14 +144,23 @@ def run(images: int, batch_size: int, pipeline: str, device: str, precision: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=4096)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--images", type=int, default=8192, help="Synthetic images to make (ignored with --data).")
+    parser.add_argument("--data", type=Path, help="A data-prep dataset directory to read instead.")
     parser.add_argument("--pipeline", default="fast", choices=["fast", "seed"])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--iterations", type=int, default=20, help="Model-only timing iterations.")
+    parser.add_argument("--batch-size", type=int, help="Default: what `bench run` uses on this device.")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="Default: as `bench run`.")
+    parser.add_argument("--loader-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--prefetch", type=int, default=16, help="Row groups read ahead.")
+    parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
     args = parser.parse_args()
-    result = run(args.images, args.batch_size, args.pipeline, args.device, args.precision, args.iterations)
+    kind = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    config = RunConfig(pipeline=args.pipeline, device=kind, batch_size=args.batch_size,
+                       precision=args.precision).for_device(kind)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
+        files = dataset_files(args.data) if args.data else make_dataset(Path(scratch), args.images, os.cpu_count() or 1)
+        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile)
     print(json.dumps(result, indent=2))
 
 

@@ -96,14 +96,7 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     )
     ds = ds.map_batches(
         stages.Predictor,
-        fn_constructor_kwargs={
-            "weights": config.weights,
-            "seed": config.seed,
-            "device": placement.device,
-            "precision": config.precision,
-            "save_logits": config.save_logits,
-            "expected_weights_sha256": weights_sha256,
-        },
+        fn_constructor_kwargs=predictor_kwargs(config, placement, weights_sha256),
         batch_size=config.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(
@@ -132,6 +125,28 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     events["end"] = time.time()
     stats = ds.stats()
     return Timings(start, after_read_call, end, images, stage_times(stats), events), stats
+
+
+def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str) -> dict[str, Any]:
+    return {"weights": config.weights, "seed": config.seed, "device": placement.device, "precision": config.precision,
+            "save_logits": config.save_logits, "expected_weights_sha256": weights_sha256}
+
+
+def precision_cost(config: RunConfig, placement: Placement, weights_sha256: str,
+                   sample: dict[str, Any]) -> dict[str, Any]:
+    """bench.precision.measure_cost in one Ray task shaped like a model actor, so it runs on
+    the same kind of device (and node) as the run's model did."""
+    import ray
+
+    def measure(sample: dict[str, Any]) -> dict[str, Any]:
+        from bench.precision import measure_cost
+
+        stages = variant(config.pipeline)
+        return measure_cost(stages.Predictor(**predictor_kwargs(config, placement, weights_sha256)),
+                            stages.preprocess(sample))
+
+    task = ray.remote(num_gpus=placement.actor_num_gpus, num_cpus=placement.actor_num_cpus)(measure)
+    return ray.get(task.remote(sample))
 
 
 _OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench import bundle, cluster, datasets, envinfo, pipeline, reference, report
+from bench import bundle, cluster, datasets, envinfo, pipeline, precision, reference, report
 from bench.telemetry import collector, summary
 from bench.config import RunConfig
 from bench.errors import BenchError
@@ -62,6 +62,19 @@ def dataset_ids(dataset: datasets.Dataset) -> pa.Array:
     return pa.concat_tables(tables).column("id").combine_chunks()
 
 
+def sample_batch(dataset: datasets.Dataset, images: int = precision.SAMPLE_IMAGES) -> dict[str, Any]:
+    """The first ``images`` rows of the first shard, as the pipeline's readers give them."""
+    from data_prep.shards import image_array_to_numpy
+
+    directory = DatasetDir(dataset.uri)
+    first = dataset.manifest["shards"][0]["file"]
+    table = pq.read_table(directory.path(first), columns=["id", "label", "image"], filesystem=directory.fs).slice(0, images)
+    pixels = table.column("image")
+    return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
+            "image": image_array_to_numpy(pixels) if dataset.manifest["format"] == "raw"
+            else pixels.to_numpy(zero_copy_only=False)}
+
+
 def check_exactly_once(expected: pa.Array, predictions: Path) -> None:
     """Every input image exactly once in the predictions, or a loud failure."""
     got = pq.read_table(predictions, columns=["id"]).column("id").combine_chunks()
@@ -104,7 +117,6 @@ def images_per_node(predictions: Path) -> dict[str, dict[str, int]]:
 def run(size: str | None, data: str | None, config: RunConfig, address: str | None,
         out: Path | None, show_progress: bool = True,
         telemetry_interval_s: float | None = collector.DEFAULT_INTERVAL_S) -> Path:
-    config = config.with_profile()
     dataset = datasets.resolve(size, data, show_progress=show_progress)
     if dataset.manifest["format"] not in ("raw", "jpeg"):
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
@@ -112,6 +124,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     connect(address)
     nodes = cluster.alive_nodes()
     placement = cluster.place(config, nodes)
+    config = config.for_device("cuda" if placement.actor_num_gpus else "cpu")
 
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
     samplers = collector.start_cluster_telemetry(nodes, telemetry_interval_s) if telemetry_interval_s else []
@@ -123,6 +136,9 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         finally:
             samples = collector.stop_cluster_telemetry(samplers) if samplers else None
         check_exactly_once(dataset_ids(dataset), predictions)
+        precision_cost = None
+        if config.precision != "fp32":  # measured after the timed run, on the actors' kind of device
+            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample_batch(dataset))
         writer.write_text(bundle.STATS, stats)
         if samples is not None:
             summary.write_parquet(samples, writer.path(bundle.TELEMETRY))
@@ -144,6 +160,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "config": config.as_dict(),
             "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
             "accuracy": accuracy(predictions),
+            "precision_cost": precision_cost,
             "images_per_node": images_per_node(predictions),
             "stages": timings.stages,
             "events": timings.events,

@@ -8,6 +8,7 @@ storage type (a list of uint8), which ``image_array_to_numpy`` reshapes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,10 +24,30 @@ COMPRESSION = "snappy"
 FORMATS = ("raw", "jpeg")
 
 
-def tensor_type() -> pa.DataType:
-    # Imported here so that reading shards never needs Ray; writing raw shards does.
-    from ray.data.extensions import ArrowTensorType
+class _RayTensorStandIn(pa.ExtensionType):
+    """Ray's fixed-shape tensor type as it is written to parquet (name, shape metadata, list
+    storage), for writing raw shards where Ray is not installed (the Ray-free GPU check).
+    tests/test_synth.py checks that it writes byte-identical files to Ray's own type."""
 
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+        super().__init__(pa.list_(pa.uint8()), "ray.data.arrow_tensor")
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return json.dumps(list(self.shape)).encode()
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type, serialized):
+        return cls(tuple(json.loads(serialized)))
+
+
+def tensor_type() -> pa.DataType:
+    """Ray's tensor type when Ray is installed (so Ray reads the shards as tensors), else a
+    byte-identical stand-in. Imported here: reading shards never needs Ray."""
+    try:
+        from ray.data.extensions import ArrowTensorType
+    except ImportError:
+        return _RayTensorStandIn(RAW_SHAPE)
     return ArrowTensorType(RAW_SHAPE, pa.uint8())
 
 

@@ -33,11 +33,13 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bundles(ray_local, data, tmp_path_factory):
-    """The default and the seed pipeline on the same data, with logits kept; plus a rerun."""
+    """Our pipeline at fp32 and the seed pipeline on the same data, with logits kept; a rerun;
+    and our pipeline with its device defaults (reduced precision where the CPU has bf16)."""
     root = tmp_path_factory.mktemp("bundles")
     made = {}
-    for name, pipeline in [("fast", "fast"), ("seed", "seed"), ("fast_again", "fast")]:
-        config = RunConfig(pipeline=pipeline, save_logits=True, batch_size=8)
+    for name, pipeline, precision, batch_size in [("fast", "fast", "fp32", 8), ("seed", "seed", None, 8),
+                                                   ("fast_again", "fast", "fp32", 8), ("default", "fast", None, None)]:
+        config = RunConfig(pipeline=pipeline, save_logits=True, batch_size=batch_size, precision=precision)
         made[name] = runner.run(None, str(data), config, None, root / name, show_progress=False)
     return made
 
@@ -72,6 +74,32 @@ def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
     ref = np.stack([reference[k] for k in sorted(reference)])
     out = np.stack([got[k] for k in sorted(reference)])
     assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-4
+
+
+@pytest.mark.slow
+def test_reduced_precision_stays_close_and_its_recorded_cost_is_true(bundles, data):
+    result = json.loads((bundles["default"] / bundle.RESULT).read_text())
+    if result["config"]["precision"] == "fp32":
+        pytest.skip("this CPU has no native bf16, so the default is fp32")
+    reference = plain_pytorch_logits(data)
+    got = bundle_logits(bundles["default"])
+    ids = sorted(reference)
+    ref, out = np.stack([reference[k] for k in ids]), np.stack([got[k] for k in ids])
+    relative = np.linalg.norm(out - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert relative.max() < 0.05
+    cost = result["precision_cost"]
+    assert cost["precision"] == result["config"]["precision"] and cost["against"] == "fp32"
+    # The recorded cost was measured on the first shard's images: recompute it independently.
+    first_shard = pq.read_table(sorted(data.glob("shards/*.parquet"))[0], columns=["id"]).column("id").to_pylist()
+    assert cost["images"] == len(first_shard)
+    ours = relative[[ids.index(k) for k in first_shard]]
+    assert cost["rel_logit_error_mean"] == pytest.approx(ours.mean(), rel=0.25)
+    assert cost["rel_logit_error_max"] == pytest.approx(ours.max(), rel=0.25)
+
+
+@pytest.mark.slow
+def test_fp32_runs_record_no_precision_cost(bundles):
+    assert json.loads((bundles["fast"] / bundle.RESULT).read_text())["precision_cost"] is None
 
 
 @pytest.mark.slow

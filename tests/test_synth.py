@@ -162,3 +162,22 @@ def test_ray_reads_the_reference_schema(ray_local, runner, tmp_path):
         assert batch["image"].shape[1:] == (256, 256, 3)
         first = int(batch["id"][0].split("-")[1])
         assert np.array_equal(batch["image"][0], synth.synth_image(0, first))
+
+
+def test_the_ray_free_tensor_type_writes_the_same_bytes_as_rays(tmp_path):
+    # The GPU check writes raw shards without Ray; they must be the very files Ray's type makes.
+    from data_prep import shards
+    from data_prep.storage import DatasetDir
+
+    rows = shards.Rows(ids=["a", "b"], labels=[1, 2], images=np.stack([synth.synth_image(0, 0), synth.synth_image(0, 1)]))
+    digests = []
+    for name, tensor_type in (("ray", shards.tensor_type), ("standin", lambda: shards._RayTensorStandIn(shards.RAW_SHAPE))):
+        original = shards.tensor_type
+        shards.tensor_type = tensor_type
+        try:
+            shards.write_shard(DatasetDir(str(tmp_path)), f"{name}.parquet", "raw", [rows])
+        finally:
+            shards.tensor_type = original
+        digests.append(hashlib.sha256((tmp_path / f"{name}.parquet").read_bytes()).hexdigest())
+    assert type(shards.tensor_type()).__name__ == "ArrowTensorType"
+    assert digests[0] == digests[1]

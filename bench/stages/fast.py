@@ -54,7 +54,9 @@ class Predictor(ModelStage):
         pixels = pixels.to(self.device, non_blocking=True)
         return (pixels.permute(0, 3, 1, 2).float() - self.mean) / self.std
 
+    def logits(self, crops: np.ndarray, precision: str) -> torch.Tensor:
+        with torch.inference_mode(), autocast(self.device, precision):
+            return self.model(self.normalise(crops))
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            logits = self.model(self.normalise(batch["image"]))
-        return predictions(batch, logits, self.save_logits)
+        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)

@@ -30,7 +30,9 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class Predictor(ModelStage):
     """ResNet-50 on one device, NCHW fp32 input; a Ray Data actor or a plain callable."""
 
+    def logits(self, images: np.ndarray, precision: str) -> torch.Tensor:
+        with torch.inference_mode(), autocast(self.device, precision):
+            return self.model(torch.as_tensor(images, device=self.device))
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            logits = self.model(torch.as_tensor(batch["image"], device=self.device))
-        return predictions(batch, logits, self.save_logits)
+        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)

@@ -1,0 +1,150 @@
+"""`bench perf`: the default pipeline against the reference one and against the model alone,
+measured side by side in one run on the same data, reported as ratios.
+
+1. preprocessing per core (one thread): the reference transform vs ours, raw and JPEG;
+2. the model-only ceiling: forward passes on ready tensors at the default pipeline's batch
+   size, precision, memory format and device;
+3. end to end: ``--pipeline seed`` vs the default, same dataset (full bundles, kept);
+4. `bench micro`'s overhead over its ideal;
+5. peak private memory per Ray worker at two dataset sizes (streaming keeps it flat).
+
+The e2e/ceiling ratio is taken on the larger dataset, where the fixed start-up cost (Ray
+workers, importing torch, the first read) is amortised as in a real run; the smaller one's
+ratio is reported beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import bundle, cluster, datasets, envinfo, micro, runner
+from bench.config import RunConfig
+from bench.digests import sha256_file
+from bench.errors import BenchError
+from bench.memory import WorkerMemorySampler
+from bench.stages import variant
+from bench.timing import images_per_second, model_ceiling
+from data_prep.images import encode_jpeg
+
+PERF = "perf.json"
+PREPROCESS_SAMPLE = 32
+
+
+def preprocess_per_core(sample: dict[str, np.ndarray], min_seconds: float) -> dict[str, Any]:
+    """Images/s of each variant's ``preprocess`` on one thread, on the raw sample and on the
+    same images as stored JPEGs (what `data-prep --format jpeg` writes)."""
+    jpeg = dict(sample, image=np.array([encode_jpeg(image) for image in sample["image"]], dtype=object))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        figures: dict[str, Any] = {}
+        for fmt, batch in (("raw", sample), ("jpeg", jpeg)):
+            rates = {name: images_per_second(lambda v=variant(name): v.preprocess(batch), len(batch["id"]), min_seconds)
+                     for name in ("seed", "fast")}
+            figures[fmt] = {"reference_img_s": rates["seed"], "ours_img_s": rates["fast"],
+                            "speedup": rates["fast"] / rates["seed"]}
+        return figures
+    finally:
+        torch.set_num_threads(threads)
+
+
+def ceiling(config: RunConfig, sample: dict[str, np.ndarray], min_seconds: float) -> float:
+    """The model alone, configured as the default pipeline's actors are, in this process."""
+    stages = variant(config.pipeline)
+    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False)
+    crops = stages.preprocess(sample)["image"]
+    repeats = -(-config.batch_size // len(crops))
+    return model_ceiling(predictor, np.concatenate([crops] * repeats)[: config.batch_size], min_seconds)
+
+
+def device_description(kind: str) -> str:
+    if kind == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu: {cpu_model()} ({len(os.sched_getaffinity(0))} cores)"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def _run(dataset: datasets.Dataset, config: RunConfig, out: Path) -> tuple[dict[str, Any], WorkerMemorySampler]:
+    with WorkerMemorySampler() as memory:
+        path = runner.run(None, dataset.uri, config, None, out, show_progress=False)
+    return json.loads((path / bundle.RESULT).read_text()), memory
+
+
+def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
+        min_seconds: float = 5.0, log=print) -> dict[str, Any]:
+    dataset = datasets.resolve(size, data)
+    runner.connect(None)
+    placement = cluster.place(RunConfig().with_profile(), cluster.alive_nodes())
+    kind = "cuda" if placement.actor_num_gpus else "cpu"
+    default = RunConfig(device=kind).for_device(kind)
+    if dataset.manifest["format"] != "raw":
+        raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw dataset (it makes the JPEG sample itself)")
+    sample = runner.sample_batch(dataset, PREPROCESS_SAMPLE)
+
+    log("1/5 preprocessing per core")
+    preprocess = preprocess_per_core(sample, min_seconds / 2)
+    log("2/5 model-only ceiling")
+    model_only = ceiling(default, sample, min_seconds)
+    log(f"3/5 end to end, {dataset.images:,} images: seed, then default")
+    seed_result, _ = _run(dataset, RunConfig(pipeline="seed"), out / "runs" / "seed")
+    fast_result, small_memory = _run(dataset, RunConfig(), out / "runs" / "default")
+    log("4/5 bench micro")
+    micro_figures = micro.run(dataset.uri)
+    large = datasets.synthetic(dataset.images * memory_scale)
+    log(f"5/5 memory: default pipeline again on {large.images:,} images")
+    large_result, large_memory = _run(large, RunConfig(), out / "runs" / f"default-x{memory_scale}")
+
+    figures = {
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "kit_version": envinfo.__version__,
+        "device": device_description(kind),
+        "dataset_sha256": dataset.sha256,
+        "images": dataset.images,
+        "default_config": {"batch_size": default.batch_size, "precision": default.precision,
+                           "memory_format": "channels_last", "device": kind},
+        "preprocess": preprocess,
+        "preprocess_speedup_raw": preprocess["raw"]["speedup"],
+        "preprocess_speedup_jpeg": preprocess["jpeg"]["speedup"],
+        "model_only_img_s": model_only,
+        "e2e": {"seed_img_s": seed_result["throughput_img_s"], "default_img_s": fast_result["throughput_img_s"],
+                "default_large_img_s": large_result["throughput_img_s"], "large_images": large.images},
+        "e2e_over_seed": fast_result["throughput_img_s"] / seed_result["throughput_img_s"],
+        "e2e_over_ceiling": large_result["throughput_img_s"] / model_only,
+        "e2e_over_ceiling_small": fast_result["throughput_img_s"] / model_only,
+        "same_predictions_seed_default": seed_result["predictions_sha256"] == fast_result["predictions_sha256"],
+        "precision_cost": fast_result.get("precision_cost"),
+        "micro": micro_figures,
+        "micro_overhead_s": micro_figures["overhead_s"],
+        "memory": {"images": [dataset.images, large.images],
+                   "peak_worker_uss_mb": [small_memory.peak_mb(), large_memory.peak_mb()],
+                   "growth": large_memory.peak_mb() / max(small_memory.peak_mb(), 1e-9),
+                   "by_worker_mb": [small_memory.by_worker(), large_memory.by_worker()]},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    write(out, figures)
+    return figures
+
+
+def write(out: Path, figures: dict[str, Any]) -> None:
+    """perf.json plus a SHA256SUMS over it and each run bundle's own SHA256SUMS, so
+    ``sha256sum -c SHA256SUMS`` there checks the whole tree (each run also `bench verify`s)."""
+    (out / PERF).write_text(bundle.dumps(figures))
+    names = [PERF] + sorted(str(p.relative_to(out)) for p in out.glob("runs/*/" + bundle.SUMS))
+    (out / bundle.SUMS).write_text("".join(f"{sha256_file(out / n)}  {n}\n" for n in names))

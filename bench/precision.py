@@ -1,0 +1,41 @@
+"""Reduced precision: which one a device gets by default, and what it costs in accuracy.
+
+Reduced precision is only worth its speed when its cost is measured: every run that uses it
+records, on a sample of its own images, top-1 agreement and relative logit error against fp32
+computed by the same model on the same device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+SAMPLE_IMAGES = 64
+
+
+def default_for(kind: str) -> str:
+    """bf16 on CPUs with native bf16 (AVX512-BF16/AMX: ~2x fp32 here), else fp32; fp16 on
+    GPUs, whose tensor cores all have it (a T4 has no fast bf16). The driver's CPU decides
+    for CPU actors: pass --precision when the cluster's CPUs differ from the driver's."""
+    if kind == "cuda":
+        return "fp16"
+    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Top-1 agreement and relative logit error (L2 per image) of ``predictor.precision``
+    against fp32, on one preprocessed batch, with the predictor's own model and device."""
+    reduced = predictor.logits(preprocessed_batch["image"], predictor.precision).float()
+    exact = predictor.logits(preprocessed_batch["image"], "fp32").float()
+    relative = (torch.linalg.vector_norm(reduced - exact, dim=1) / torch.linalg.vector_norm(exact, dim=1)).cpu()
+    return {
+        "precision": predictor.precision,
+        "against": "fp32",
+        "device": str(predictor.device),
+        "images": int(len(exact)),
+        "top1_agreement": float((reduced.argmax(1) == exact.argmax(1)).float().mean()),
+        "rel_logit_error_mean": float(relative.mean()),
+        "rel_logit_error_max": float(relative.max()),
+    }

@@ -1,0 +1,52 @@
+"""Shared timing helpers for `bench perf` and the Ray-free GPU check: how fast a callable runs
+on a batch, and how fast the model alone runs on tensors already on its device. Plain Python;
+no Ray."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def images_per_second(fn: Callable[[], Any], images_per_call: int, min_seconds: float = 2.0,
+                      min_calls: int = 3, device: torch.device | None = None) -> float:
+    """Warms up (at least one call and a quarter of ``min_seconds``: oneDNN and cuDNN pick
+    and cache kernels over the first calls), then calls ``fn`` for at least ``min_seconds``
+    and ``min_calls`` calls; returns images/s over the timed calls."""
+    start = time.perf_counter()
+    fn()
+    while time.perf_counter() - start < min_seconds / 4:
+        fn()
+    if device is not None:
+        sync(device)
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        fn()
+        calls += 1
+    if device is not None:
+        sync(device)
+    return calls * images_per_call / (time.perf_counter() - start)
+
+
+def model_ceiling(predictor, crops, min_seconds: float = 5.0, min_calls: int = 3) -> float:
+    """Images/s of the model alone: forward passes on ready tensors (already normalised, in the
+    predictor's memory format, on its device), at its precision and the crops' batch size."""
+    from bench.stages.common import autocast
+
+    with torch.inference_mode():
+        ready = predictor.normalise(crops) if hasattr(predictor, "normalise") else torch.as_tensor(
+            crops, device=predictor.device)
+
+        def forward() -> None:
+            with autocast(predictor.device, predictor.precision):
+                predictor.model(ready)
+
+        return images_per_second(forward, len(crops), min_seconds, min_calls, predictor.device)

@@ -1,0 +1,61 @@
+"""`bench perf` on tiny data: every figure it promises, each consistent with the bundles and
+measurements it came from. Benchmarks stay out of assertions: no ratio is required to be big."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from bench import bundle, perf
+from bench.timing import images_per_second
+
+IMAGES = 24
+
+
+@pytest.mark.slow
+def test_perf_reports_side_by_side_ratios_from_its_own_bundles(ray_local, tmp_path, monkeypatch):
+    from conftest import run_cli
+
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "tiny"
+    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(data), "-q", check=True)
+    out = tmp_path / "perf"
+    figures = perf.run(None, str(data), out, memory_scale=2, min_seconds=0.3, log=lambda line: None)
+
+    for key in ("preprocess_speedup_raw", "e2e_over_ceiling", "e2e_over_seed", "micro_overhead_s", "device"):
+        assert key in figures
+    assert json.loads((out / perf.PERF).read_text()) == figures
+    runs = {name: json.loads((out / "runs" / name / bundle.RESULT).read_text()) for name in ("seed", "default", "default-x2")}
+    assert all(bundle.verify(out / "runs" / name).ok for name in runs)
+    assert runs["seed"]["pipeline"] == "seed" and runs["default"]["pipeline"] == "fast"
+    assert runs["seed"]["dataset_sha256"] == runs["default"]["dataset_sha256"] == figures["dataset_sha256"]
+    assert runs["default-x2"]["images"] == 2 * IMAGES == figures["memory"]["images"][1]
+    assert figures["e2e_over_seed"] == pytest.approx(runs["default"]["throughput_img_s"] / runs["seed"]["throughput_img_s"])
+    assert figures["e2e_over_ceiling"] == pytest.approx(runs["default-x2"]["throughput_img_s"] / figures["model_only_img_s"])
+    raw = figures["preprocess"]["raw"]
+    assert figures["preprocess_speedup_raw"] == pytest.approx(raw["ours_img_s"] / raw["reference_img_s"])
+    assert figures["micro_overhead_s"] == pytest.approx(figures["micro"]["measured_s"] - figures["micro"]["ideal_s"])
+    assert all(mb > 0 for mb in figures["memory"]["peak_worker_uss_mb"])  # the sampler saw Ray's workers
+    assert figures["device"].startswith("cpu")
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0 and "runs/default/SHA256SUMS: OK" in check.stdout, check.stdout
+
+
+def test_images_per_second_counts_timed_calls_only():
+    calls = []
+    rate = images_per_second(lambda: calls.append(1), images_per_call=10, min_seconds=0.05, min_calls=3)
+    assert len(calls) >= 4  # at least one warm-up call plus three timed ones
+    assert rate > 0
+
+
+def test_perf_refuses_a_jpeg_dataset(ray_local, tmp_path):
+    from conftest import run_cli
+
+    from bench.errors import BenchError
+
+    data = tmp_path / "jpeg"
+    run_cli("data-prep", "synth", "--images", "4", "--format", "jpeg", "--out", str(data), "-q", check=True)
+    with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw dataset"):
+        perf.run(None, str(data), tmp_path / "perf", log=lambda line: None)
