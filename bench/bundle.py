@@ -31,6 +31,7 @@ STATS = "ray_data_stats.txt"
 TELEMETRY = "telemetry.parquet"
 REPORT = "report.html"
 SUMS = "SHA256SUMS"
+INCOMPLETE = "INCOMPLETE.json"
 REQUIRED = {
     "schema_version": int,
     "images": int,
@@ -93,6 +94,15 @@ class BundleWriter:
         self.staging.rename(self.final)
         return self.final
 
+    def keep_incomplete(self, details: dict[str, Any]) -> Path:
+        """Move what exists (the predictions so far) into place under INCOMPLETE.json and
+        without SHA256SUMS: kept for a post-mortem, never taken for a result."""
+        self.write_text(INCOMPLETE, dumps({"complete": False, **details}))
+        if self.final.exists():
+            self.final.rmdir()
+        self.staging.rename(self.final)
+        return self.final
+
     def abandon(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -114,6 +124,14 @@ def verify(bundle: Path) -> Verdict:
     problems = verdict.problems
     if not bundle.is_dir():
         problems.append(f"{bundle} is not a bundle directory")
+        return verdict
+    if (bundle / INCOMPLETE).is_file():
+        try:
+            details = json.loads((bundle / INCOMPLETE).read_text())
+        except ValueError:
+            details = {}
+        problems.append(f"incomplete run ({details.get('reason', 'interrupted')} after {details.get('images_written', '?')} "
+                        f"of {details.get('images_expected', '?')} images): not a result")
         return verdict
     sums = bundle / SUMS
     if not sums.is_file():
@@ -166,6 +184,10 @@ def _check_result(bundle: Path) -> list[str]:
         problems.append(f"{RESULT}: images {result['images']} but {PREDICTIONS} has {rows} rows")
     if predictions_sha256(bundle / PREDICTIONS) != result["predictions_sha256"]:
         problems.append(f"{RESULT}: predictions_sha256 does not match {PREDICTIONS}")
+    skipped = result.get("skipped_shards") or []
+    if "dataset_images" in result and result["images"] + sum(s.get("images", 0) for s in skipped) != result["dataset_images"]:
+        problems.append(f"{RESULT}: {result['images']} images predicted and {len(skipped)} shard(s) skipped do not "
+                        f"account for the dataset's {result['dataset_images']} images")
     timings = result.get("timings", {})
     for figure, seconds in (("throughput_img_s", "wall_s"), ("throughput_img_s_excl_metadata", "wall_s_excl_metadata")):
         if seconds in timings and timings[seconds] > 0:

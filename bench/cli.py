@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench import __version__, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
+from bench import __version__, archive, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
 from data_prep.cli_support import add_version_option, run_app
@@ -54,7 +55,10 @@ def run_command(
     save_logits: Annotated[bool, typer.Option(help="Also store all 1000 logits per image.")] = False,
     address: AddressOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Bundle directory (default: a new one under results/runs/).")] = None,
+    stall_timeout: Annotated[float, typer.Option(help="Fail (no bundle) when no predictions arrive for this many seconds, e.g. after the cluster lost the node a stage needs.")] = 600.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    verify_data: Annotated[bool, typer.Option(help="Re-hash every shard against the manifest before running (catches damage inside files; reads the whole dataset once).")] = False,
+    skip_bad_shards: Annotated[bool, typer.Option(help="Run without shards that are missing, damaged or of the wrong shape, and record each skip in the bundle (default: stop with an error naming the shard).")] = False,
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
 
@@ -66,9 +70,13 @@ def run_command(
     if size and data:
         raise BenchError("give either SIZE or --data, not both")
     config = RunConfig(pipeline=pipeline, batch_size=batch_size, concurrency=concurrency, device=device,
-                       precision=precision, weights=weights, seed=seed, save_logits=save_logits)
-    path = runner.run(size, data, config, address, out_dir, show_progress=not quiet)
+                       precision=precision, weights=weights, seed=seed, save_logits=save_logits,
+                       stall_timeout_s=stall_timeout)
+    path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
+                      skip_bad_shards=skip_bad_shards)
     result = json.loads((path / bundle.RESULT).read_text())
+    for skipped in result.get("skipped_shards") or []:
+        err.print(f"[yellow]skipped[/] {skipped['file']} ({skipped['images']:,} images): {skipped['reason']}")
     out.print(f"{result['images']:,} images, {result['throughput_img_s']:,.1f} img/s "
               f"({result['throughput_img_s_excl_metadata']:,.1f} img/s excluding metadata fetch), "
               f"pipeline {result['pipeline']}, predictions sha256 {result['predictions_sha256'][:16]}")
@@ -83,8 +91,20 @@ def verify_command(
     bundles: Annotated[list[Path], typer.Argument(help="Bundle directories.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object for machines.")] = False,
 ) -> None:
-    """Check every digest, missing and extra files, and the result schema; exit 1 on any problem."""
-    verdicts = [bundle.verify(b) for b in bundles]
+    """Check every digest, missing and extra files, and the result schema; exit 1 on any problem.
+
+    A BUNDLE may also be a .tar.gz made by `bench pack`: it is unpacked safely into a temporary
+    directory and checked there.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as scratch:
+        verdicts = []
+        for path in bundles:
+            if path.name.endswith(".tar.gz"):
+                verdict = bundle.verify(archive.unpack(path, Path(scratch) / path.name))
+                verdict.bundle = path
+            else:
+                verdict = bundle.verify(path)
+            verdicts.append(verdict)
     if as_json:
         typer.echo(json.dumps({str(v.bundle): {"ok": v.ok, "problems": v.problems} for v in verdicts}, indent=2))
     else:
@@ -95,6 +115,28 @@ def verify_command(
                 typer.echo(f"{verdict.bundle}: {problem}", err=True)
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)
+
+
+@app.command("pack")
+def pack_command(
+    bundle_dir: Annotated[Path, typer.Argument(help="A bundle directory (it must verify).")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Archive path (default: BUNDLE.tar.gz beside it).")] = None,
+) -> None:
+    """Pack a verified bundle into one deterministic .tar.gz to publish; prints its path."""
+    bundle.load(bundle_dir)
+    target = out_file or bundle_dir.with_name(bundle_dir.name + ".tar.gz")
+    typer.echo(str(archive.pack(bundle_dir, target)))
+
+
+@app.command("unpack")
+def unpack_command(
+    archive_file: Annotated[Path, typer.Argument(help="A .tar.gz made by `bench pack`.")],
+    destination: Annotated[Path, typer.Argument(help="Directory to unpack into.")] = Path("."),
+) -> None:
+    """Unpack a bundle archive safely (no absolute paths, no .., no links), then verify it."""
+    path = archive.unpack(archive_file, destination)
+    bundle.load(path)
+    typer.echo(str(path))
 
 
 @app.command("compare")
@@ -150,7 +192,7 @@ def micro_command(
     """The reference microbenchmark: read, materialize, then a map that sleeps 1 s per block."""
     dataset = datasets.resolve(size, data)
     runner.connect(address)
-    figures = micro.run(dataset.uri)
+    figures = micro.run(dataset.shard_files, dataset.filesystem)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))
         return

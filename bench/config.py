@@ -48,6 +48,7 @@ class RunConfig:
     weights: str = "random"  # "random", "imagenet" or a path to a state-dict file
     seed: int = 0  # seeds the random weights
     save_logits: bool = False  # keep full logits in the predictions (for exactness checks)
+    stall_timeout_s: float = 600.0  # fail loudly when no predictions arrive for this long
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_profile(self) -> RunConfig:

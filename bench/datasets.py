@@ -7,10 +7,12 @@ This is the only place ``bench`` touches ``data_prep``, and only through its dat
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import shardcheck
+from bench.shardcheck import BadShard
 from data_prep import synth
 from data_prep.manifest import load_manifest
 from data_prep.sizes import SIZES, images_for
@@ -26,27 +28,27 @@ class Dataset:
     uri: str
     manifest: dict[str, Any]
     size: str | None  # the named size, when there is one
+    bad: list[BadShard] = field(default_factory=list)  # left out of the run (--skip-bad-shards)
 
     @property
     def images(self) -> int:
-        return self.manifest["totals"]["images"]
+        """Images the run will read: the manifest's, less those of skipped shards."""
+        return self.manifest["totals"]["images"] - sum(b.images for b in self.bad)
+
+    @property
+    def shard_files(self) -> list[str]:
+        """The shards to read, as paths on ``filesystem`` (never a directory listing)."""
+        directory = DatasetDir(self.uri)
+        skipped = {b.file for b in self.bad}
+        return [directory.path(s["file"]) for s in self.manifest["shards"] if s["file"] not in skipped]
+
+    @property
+    def filesystem(self):
+        return DatasetDir(self.uri).fs
 
     @property
     def sha256(self) -> str:
         return self.manifest["dataset_sha256"]
-
-
-def check_shards_present(dataset: DatasetDir, manifest: dict[str, Any]) -> None:
-    """Cheap check before a run: every shard exists with its recorded size (`data-prep verify`
-    re-hashes; a run only needs to know that nothing is missing or truncated)."""
-    from data_prep.errors import DataPrepError
-
-    for shard in manifest["shards"]:
-        if not dataset.exists(shard["file"]) or dataset.size(shard["file"]) != shard["bytes"]:
-            raise DataPrepError(
-                f"{dataset.location}/{shard['file']} is missing or has the wrong size; run "
-                f"`data-prep verify {dataset.location}` and rebuild the dataset with the command that made it"
-            )
 
 
 def synthetic(images: int, show_progress: bool = True) -> Dataset:
@@ -54,16 +56,17 @@ def synthetic(images: int, show_progress: bool = True) -> Dataset:
     location = str(cache_root() / f"synth-n{images}-raw")
     if not DatasetDir(location).exists("manifest.json"):
         synth.generate(location, images, workers=os.cpu_count() or 1, show_progress=show_progress)
-    directory, manifest = load_manifest(location)
-    check_shards_present(directory, manifest)
-    return Dataset(location, manifest, None)
+    _, manifest = load_manifest(location)
+    return Dataset(location, manifest, None, shardcheck.check(location, manifest))
 
 
-def resolve(size: str | None, data: str | None, workers: int | None = None, show_progress: bool = True) -> Dataset:
+def resolve(size: str | None, data: str | None, workers: int | None = None, show_progress: bool = True,
+            verify_data: bool = False, skip_bad: bool = False) -> Dataset:
+    """The dataset, checked by bench.shardcheck (``verify_data``: re-hash every shard)."""
     if data:
-        directory, manifest = load_manifest(data)
-        check_shards_present(directory, manifest)
-        return Dataset(data, manifest, manifest["params"].get("size"))
+        _, manifest = load_manifest(data)
+        return Dataset(data, manifest, manifest["params"].get("size"),
+                       shardcheck.check(data, manifest, verify_data, skip_bad))
     size = size or "mini"
     images = images_for(size)
     location = str(cache_root() / f"synth-{size}-raw")
@@ -72,9 +75,8 @@ def resolve(size: str | None, data: str | None, workers: int | None = None, show
         # Exactly what `data-prep synth SIZE` makes, so the cache and a hand-made set agree.
         synth.generate(location, images, size=size, workers=workers or os.cpu_count() or 1,
                        show_progress=show_progress)
-    directory, manifest = load_manifest(location)
-    check_shards_present(directory, manifest)
-    return Dataset(location, manifest, size)
+    _, manifest = load_manifest(location)
+    return Dataset(location, manifest, size, shardcheck.check(location, manifest, verify_data, skip_bad))
 
 
 __all__ = ["Dataset", "SIZES", "cache_root", "resolve"]

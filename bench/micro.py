@@ -13,11 +13,11 @@ def _sleep_one_second(batch):
     return batch
 
 
-def run(data_uri: str) -> dict[str, Any]:
+def run(files: list[str], filesystem=None) -> dict[str, Any]:
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.read_parquet(data_uri).select_columns(["id", "label", "image"]).materialize()
+    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(["id", "label", "image"]).materialize()
     blocks = ds.num_blocks()
     parallelism = int(ray.cluster_resources().get("CPU", 1))
     start = time.perf_counter()

@@ -106,7 +106,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
     seed_result, _ = _run(dataset, RunConfig(pipeline="seed"), out / "runs" / "seed")
     fast_result, small_memory = _run(dataset, RunConfig(), out / "runs" / "default")
     log("4/5 bench micro")
-    micro_figures = micro.run(dataset.uri)
+    micro_figures = micro.run(dataset.shard_files, dataset.filesystem)
     large = datasets.synthetic(dataset.images * memory_scale)
     log(f"5/5 memory: default pipeline again on {large.images:,} images")
     large_result, large_memory = _run(large, RunConfig(), out / "runs" / f"default-x{memory_scale}")

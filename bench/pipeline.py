@@ -8,8 +8,11 @@ from just before the ``map_batches`` calls (excluding it).
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 
 from bench.cluster import Placement
 from bench.config import RunConfig
+from bench.errors import BenchError
 from bench.stages import variant
 
 PREDICTION_FIELDS = [
@@ -71,7 +75,7 @@ class Timings:
         return self.total_s - self.metadata_s
 
 
-def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path: Path,
+def run(files: list[str], filesystem, config: RunConfig, placement: Placement, predictions_path: Path,
         expected_images: int, weights_sha256: str, show_progress: bool = True) -> tuple[Timings, str]:
     """Run the pipeline; returns its timings and Ray Data's stats text.
 
@@ -86,7 +90,8 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
 
     events = {"start": time.time()}
     start = time.perf_counter()
-    ds = ray.data.read_parquet(data_uri).select_columns(["id", "label", "image"])
+    # The manifest's shards, never a directory listing: a stray file is not silently read.
+    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(["id", "label", "image"])
     after_read_call = time.perf_counter()
     ds = ds.map_batches(
         stages.preprocess,
@@ -115,7 +120,7 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     with Progress(*columns, disable=not show_progress, transient=False) as progress, \
             pq.ParquetWriter(predictions_path, schema) as writer:
         task = progress.add_task("images", total=expected_images, rate="")
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for batch in within_stall_limit(ds.iter_batches(batch_size=None, batch_format="pyarrow"), config.stall_timeout_s):
             events.setdefault("first_predictions", time.time())
             writer.write_table(batch.select(schema.names).cast(schema))
             images += batch.num_rows
@@ -125,6 +130,37 @@ def run(data_uri: str, config: RunConfig, placement: Placement, predictions_path
     events["end"] = time.time()
     stats = ds.stats()
     return Timings(start, after_read_call, end, images, stage_times(stats), events), stats
+
+
+_DONE = object()
+
+
+def within_stall_limit(batches: Iterator[Any], seconds: float) -> Iterator[Any]:
+    """``batches``, or a loud failure when none arrives for ``seconds``: a cluster that lost the
+    only node able to run a stage (its GPU worker, say) makes Ray wait for resources forever."""
+    handoff: queue.Queue = queue.Queue(maxsize=8)
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                handoff.put(batch)
+            handoff.put(_DONE)
+        except BaseException as exc:  # re-raised in the caller's thread
+            handoff.put(exc)
+
+    threading.Thread(target=pump, name="predictions", daemon=True).start()
+    while True:
+        try:
+            item = handoff.get(timeout=seconds)
+        except queue.Empty:
+            raise BenchError(f"no predictions arrived for {seconds:.0f} s: the cluster may have lost a node or GPU "
+                             f"that a stage needs (see `ray status`); no bundle was written. Raise --stall-timeout "
+                             f"if a first batch can legitimately take longer") from None
+        if item is _DONE:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str) -> dict[str, Any]:

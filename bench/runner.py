@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import shutil
@@ -19,7 +20,8 @@ from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.model import load_model, resolve_weights_file
 from bench.secrets import scrub_uri
-from data_prep.storage import DatasetDir
+from data_prep.cli_support import handle_sigterm, stop_signal
+from data_prep.errors import Interrupted
 
 def default_out(size: str | None, pipeline_name: str) -> Path:
     """A new directory under $BENCH_RESULTS_DIR (the images set /results), else results/runs."""
@@ -40,6 +42,7 @@ def connect(address: str | None) -> None:
     else:
         ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  object_store_memory=local_object_store_bytes())
+    handle_sigterm()  # ray.init replaced ours with one that aborts: a SIGTERM must leave a marked bundle
 
 
 def local_object_store_bytes() -> int | None:
@@ -56,19 +59,30 @@ def local_object_store_bytes() -> int | None:
 
 
 def dataset_ids(dataset: datasets.Dataset) -> pa.Array:
-    directory = DatasetDir(dataset.uri)
-    tables = [pq.read_table(directory.path(s["file"]), columns=["id"], filesystem=directory.fs)
-              for s in dataset.manifest["shards"]]
+    """The ids the run must predict: every image of every shard it reads."""
+    tables = [pq.read_table(path, columns=["id"], filesystem=dataset.filesystem) for path in dataset.shard_files]
     return pa.concat_tables(tables).column("id").combine_chunks()
+
+
+def pipeline_failure(exc: Exception, dataset: datasets.Dataset) -> Exception:
+    """Ray's task errors, as one line that says what to do; anything else unchanged."""
+    import ray.exceptions
+
+    if isinstance(exc, BenchError) or not isinstance(exc, ray.exceptions.RayError):
+        return exc
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = lines[-1] if lines else type(exc).__name__
+    return BenchError(f"the pipeline failed after Ray's retries: {cause}. No bundle was written. If a shard may be "
+                      f"damaged, `data-prep verify {dataset.uri}` names it (or rerun with --verify-data, and "
+                      f"--skip-bad-shards to run without it)")
 
 
 def sample_batch(dataset: datasets.Dataset, images: int = precision.SAMPLE_IMAGES) -> dict[str, Any]:
     """The first ``images`` rows of the first shard, as the pipeline's readers give them."""
     from data_prep.shards import image_array_to_numpy
 
-    directory = DatasetDir(dataset.uri)
-    first = dataset.manifest["shards"][0]["file"]
-    table = pq.read_table(directory.path(first), columns=["id", "label", "image"], filesystem=directory.fs).slice(0, images)
+    first = dataset.shard_files[0]
+    table = pq.read_table(first, columns=["id", "label", "image"], filesystem=dataset.filesystem).slice(0, images)
     pixels = table.column("image")
     return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
             "image": image_array_to_numpy(pixels) if dataset.manifest["format"] == "raw"
@@ -116,8 +130,10 @@ def images_per_node(predictions: Path) -> dict[str, dict[str, int]]:
 
 def run(size: str | None, data: str | None, config: RunConfig, address: str | None,
         out: Path | None, show_progress: bool = True,
-        telemetry_interval_s: float | None = collector.DEFAULT_INTERVAL_S) -> Path:
-    dataset = datasets.resolve(size, data, show_progress=show_progress)
+        telemetry_interval_s: float | None = collector.DEFAULT_INTERVAL_S,
+        verify_data: bool = False, skip_bad_shards: bool = False) -> Path:
+    dataset = datasets.resolve(size, data, show_progress=show_progress, verify_data=verify_data,
+                               skip_bad=skip_bad_shards)
     if dataset.manifest["format"] not in ("raw", "jpeg"):
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
     _, weights_sha256 = load_model(config.weights, config.seed)  # fails early on missing weights
@@ -131,8 +147,11 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     try:
         predictions = writer.path(bundle.PREDICTIONS)
         try:
-            timings, stats = pipeline.run(dataset.uri, config, placement, predictions, dataset.images,
-                                           weights_sha256, show_progress)
+            try:
+                timings, stats = pipeline.run(dataset.shard_files, dataset.filesystem, config, placement, predictions,
+                                               dataset.images, weights_sha256, show_progress)
+            except Exception as exc:
+                raise pipeline_failure(exc, dataset) from exc
         finally:
             samples = collector.stop_cluster_telemetry(samplers) if samplers else None
         check_exactly_once(dataset_ids(dataset), predictions)
@@ -152,6 +171,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "timings": {"wall_s": timings.total_s, "wall_s_excl_metadata": timings.excl_metadata_s,
                         "metadata_s": timings.metadata_s},
             "dataset_sha256": dataset.sha256,
+            "dataset_images": dataset.manifest["totals"]["images"],
+            "skipped_shards": [bad.as_dict() for bad in dataset.bad],
             "dataset": {"uri": scrub_uri(dataset.uri), "size": dataset.size, "kind": dataset.manifest["kind"],
                         "format": dataset.manifest["format"], "shards": dataset.manifest["totals"]["shards"]},
             "weights": config.weights if config.weights in ("random", "imagenet") else "file",
@@ -172,6 +193,28 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         if config.weights not in ("random", "imagenet"):
             result["config"]["weights"] = "file"  # a local path says nothing to others
         return writer.commit(result, envinfo.capture(nodes), finish=lambda staging: report.write([staging], staging / bundle.REPORT))
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what there is, marked incomplete
+        raise interrupted(writer, exc, dataset.images) from exc
+    except OSError as exc:
+        writer.abandon()
+        if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+            raise BenchError(f"no space left on the device holding {writer.final.parent} while writing the bundle; "
+                             f"nothing was kept: free space there or choose another --out") from exc
+        raise
     except BaseException:
         writer.abandon()
         raise
+
+
+def interrupted(writer: bundle.BundleWriter, exc: KeyboardInterrupt, expected: int) -> Interrupted:
+    predictions = writer.path(bundle.PREDICTIONS)
+    try:
+        written = pq.ParquetFile(predictions).metadata.num_rows
+    except (OSError, pa.ArrowException):
+        written = 0
+    signal_name = stop_signal(exc)
+    path = writer.keep_incomplete({"reason": signal_name, "images_written": written, "images_expected": expected,
+                                   "stopped_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    return Interrupted(f"{signal_name} stopped the run after {written:,} of {expected:,} images; {path} keeps the "
+                       f"predictions so far, marked incomplete ({bundle.INCOMPLETE}; `bench verify` rejects it). "
+                       f"Run the same command again (with a new --out) for a result")

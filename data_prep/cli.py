@@ -185,3 +185,7 @@ def info_command(
 
 add_version_option(app, "data-prep", __version__)
 main = run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import Optional
@@ -30,10 +31,38 @@ def add_version_option(app: typer.Typer, name: str, version: str) -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, a scheduler's preemption), delivered like Ctrl-C so that every
+    ``except KeyboardInterrupt`` keeps what is complete and marks what is not."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def handle_sigterm() -> None:
+    """Deliver SIGTERM as Terminated (call again after ``ray.init``, which installs its own)."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def stop_signal(exc: BaseException | None) -> str:
+    """Which signal a KeyboardInterrupt stands for, as its name."""
+    while exc is not None:
+        if isinstance(exc, Terminated):
+            return "SIGTERM"
+        exc = exc.__cause__ or exc.__context__
+    return "SIGINT"
+
+
 def run_app(app: typer.Typer, user_errors: tuple[type[Exception], ...] = ()) -> Callable[[], None]:
-    """An entry point that turns user-facing errors into ``error: ...`` and exit code 2."""
+    """An entry point that turns user-facing errors into ``error: ...`` and exit code 2, and
+    SIGINT/SIGTERM into ``interrupted: ...`` and exit code 130/143 (128 + the signal)."""
 
     def main() -> None:
+        handle_sigterm()
         try:
             app()
         except (DataPrepError, *user_errors) as exc:
@@ -41,6 +70,6 @@ def run_app(app: typer.Typer, user_errors: tuple[type[Exception], ...] = ()) -> 
             sys.exit(2)
         except Interrupted as exc:
             stderr.print(f"[bold yellow]interrupted:[/] {exc}")
-            sys.exit(130)
+            sys.exit(143 if stop_signal(exc) == "SIGTERM" else 130)
 
     return main

@@ -134,20 +134,21 @@ def run(
                     done(job)
             else:
                 _run_parallel(location, todo, build, workers, done)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             raise Interrupted(
-                f"{skipped + len(finished)} of {len(selected)} shard(s) are complete in {location} and kept; "
-                "run the same command again to finish the rest"
-            ) from None
+                f"{skipped + len(finished)} of {len(selected)} shard(s) were complete in {location} when stopped "
+                "(shards in progress finish too); all are kept: run the same command again to finish the rest"
+            ) from exc
 
     return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
 
 
 def _ignore_sigint() -> None:
-    """Workers ignore Ctrl-C: only the main process stops handing out work, and a shard in
-    progress finishes with both its file and its record (a worker killed between the two
-    left a complete shard without a record, rebuilt later but needlessly)."""
+    """Workers ignore Ctrl-C and SIGTERM: only the main process stops handing out work, and a
+    shard in progress finishes with both its file and its record (a worker killed between the
+    two left a complete shard without a record, rebuilt later but needlessly)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _run_parallel(location: str, todo: list[ShardJob], build: Builder, workers: int, done) -> None:

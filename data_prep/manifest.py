@@ -14,9 +14,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from data_prep import __version__
 from data_prep.errors import DataPrepError
-from data_prep.storage import DatasetDir
+from data_prep.storage import S3_HINT, DatasetDir
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -110,14 +112,25 @@ def write_manifest(dataset: DatasetDir, manifest: dict[str, Any]) -> None:
 
 def load_manifest(location: str) -> tuple[DatasetDir, dict[str, Any]]:
     dataset = DatasetDir(location)
-    if not dataset.exists(MANIFEST):
+    try:
+        present = dataset.exists(MANIFEST)
+        raw = dataset.read_bytes(MANIFEST) if present else b""
+    except OSError as exc:  # network, credentials, permissions
+        hint = S3_HINT if location.startswith("s3://") else "check that it is readable"
+        raise DataPrepError(f"cannot read {location}/{MANIFEST}: {exc}; {hint}") from exc
+    if not present and location.startswith("s3://"):
+        bucket = dataset.root.split("/")[0]
+        if dataset.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise DataPrepError(f"cannot read {location}: bucket {bucket!r} does not exist (or these credentials "
+                                f"cannot see it); {S3_HINT}")
+    if not present:
         raise DataPrepError(
             f"{location} has no {MANIFEST}: it is not a finished data-prep dataset "
             "(run `data-prep synth` or `data-prep imagenet` to make one, or finish an "
             "interrupted one by running the same command again)"
         )
     try:
-        manifest = json.loads(dataset.read_bytes(MANIFEST))
+        manifest = json.loads(raw)
     except ValueError as exc:
         raise DataPrepError(f"{location}/{MANIFEST} is not valid JSON: {exc}") from exc
     if manifest.get("manifest_version") != MANIFEST_VERSION:

@@ -22,6 +22,28 @@ TMP_SUFFIX = ".tmp"
 _HASH_CHUNK = 8 << 20
 
 
+S3_CONNECT_TIMEOUT_S = float(os.environ.get("RAYBENCH_S3_CONNECT_TIMEOUT_S", "10"))
+S3_REQUEST_TIMEOUT_S = float(os.environ.get("RAYBENCH_S3_REQUEST_TIMEOUT_S", "60"))
+S3_MAX_ATTEMPTS = int(os.environ.get("RAYBENCH_S3_MAX_ATTEMPTS", "4"))
+S3_HINT = ("check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE), that the bucket exists, "
+           "and that the endpoint (AWS_ENDPOINT_URL) answers; timeouts and retries are bounded by "
+           "RAYBENCH_S3_CONNECT_TIMEOUT_S, RAYBENCH_S3_REQUEST_TIMEOUT_S and RAYBENCH_S3_MAX_ATTEMPTS")
+
+
+def s3_filesystem(uri: str) -> tuple[pafs.S3FileSystem, str]:
+    """An S3 filesystem whose every request has bounded connect/request timeouts and retries,
+    so a stalled or dropping server gives a clear error in bounded time, never a hang."""
+    bucket_and_key = uri[len("s3://"):].rstrip("/")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region and not os.environ.get("AWS_ENDPOINT_URL"):
+        region = pafs.resolve_s3_region(bucket_and_key.split("/")[0])
+    fs = pafs.S3FileSystem(region=region or "us-east-1", endpoint_override=os.environ.get("AWS_ENDPOINT_URL") or None,
+                           connect_timeout=S3_CONNECT_TIMEOUT_S,
+                           request_timeout=S3_REQUEST_TIMEOUT_S,
+                           retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
+    return fs, bucket_and_key
+
+
 class DatasetDir:
     """A directory addressed by a local path or URI, with atomic writes and hashing."""
 
@@ -29,7 +51,8 @@ class DatasetDir:
         location = str(location)
         if "://" in location:
             try:
-                self.fs, self.root = pafs.FileSystem.from_uri(location)
+                self.fs, self.root = s3_filesystem(location) if location.startswith("s3://") and "?" not in location \
+                    else pafs.FileSystem.from_uri(location)
             except Exception as exc:  # pyarrow raises several types for bad URIs
                 raise DataPrepError(f"cannot open {location}: {exc}") from exc
         else:

@@ -47,4 +47,4 @@ def ray_local():
 
 def pytest_collection_modifyitems(config, items):
     """Fast tests first: a failure shows up in seconds, the slow end-to-end runs come last."""
-    items.sort(key=lambda item: ("docker" in item.keywords, "slow" in item.keywords))
+    items.sort(key=lambda item: ("load" in item.keywords, "docker" in item.keywords, "slow" in item.keywords))

@@ -158,6 +158,17 @@ def test_verify_catches_tampering(bundles, tmp_path):
     (extra / "notes.txt").write_text("hi")
     assert "notes.txt: extra file not listed in SHA256SUMS" in bundle.verify(extra).problems
 
+    renamed = copy("renamed")
+    (renamed / bundle.STATS).rename(renamed / "stats.txt")
+    problems = bundle.verify(renamed).problems
+    assert "ray_data_stats.txt: missing" in problems and "stats.txt: extra file not listed in SHA256SUMS" in problems
+
+    edited = copy("edited")  # SHA256SUMS edited by hand: its lines no longer match the files
+    sums = (edited / bundle.SUMS).read_text().splitlines()
+    sums = [("0" * 64 + line[64:]) if line.endswith("  result.json") else line for line in sums]
+    (edited / bundle.SUMS).write_text("\n".join(sums) + "\n")
+    assert "result.json: sha256 does not match SHA256SUMS" in bundle.verify(edited).problems
+
     # A doctored figure with SHA256SUMS regenerated to match is still caught: it no longer adds up.
     doctored = copy("doctored")
     result = json.loads((doctored / bundle.RESULT).read_text())

@@ -17,6 +17,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from bench import bundle, image
@@ -168,8 +169,7 @@ def compose_cluster(images, tmp_path):
         subprocess.run([*command, *project, "down", "-v", "-t", "5"], env=env, capture_output=True)
 
 
-def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
-    c = compose_cluster
+def wait_for_three_nodes(c) -> None:
     exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
     deadline = time.monotonic() + 180
     while True:
@@ -182,6 +182,12 @@ def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
             break
         assert time.monotonic() < deadline, f"cluster did not reach 3 nodes: {status.stderr[-2000:]}"
         time.sleep(3)
+
+
+def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
+    c = compose_cluster
+    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
+    wait_for_three_nodes(c)
     prep = subprocess.run([*exec_head, "data-prep", "synth", "--images", "24", "--rows-per-shard", "4",
                            "--out", "/data/tiny", "-q"], env=c["env"], capture_output=True, text=True)
     assert prep.returncode == 0, prep.stderr
@@ -199,3 +205,30 @@ def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
     assert result["images_per_node"]["model_node"] == {gpu_node: 24}
     assert set(result["images_per_node"]["preprocess_node"]) <= set(by_id) - {gpu_node}
     assert cpu_worker in result["placement"]["preprocess_nodes"]
+
+
+def test_killing_a_worker_container_mid_run_loses_nothing_or_fails_loudly(compose_cluster):
+    """The CPU-only worker (preprocessing) is killed while the run streams: Ray must redo its
+    lost work on the head, with every image exactly once, or the run must fail with no bundle."""
+    c = compose_cluster
+    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
+    wait_for_three_nodes(c)
+    prep = subprocess.run([*exec_head, "data-prep", "synth", "--images", "96", "--rows-per-shard", "4",
+                           "--out", "/data/kill", "-q"], env=c["env"], capture_output=True, text=True)
+    assert prep.returncode == 0, prep.stderr
+    run = subprocess.Popen([*exec_head, "bench", "run", "--data", "/data/kill", "--address", "auto", "--batch-size", "4",
+                            "--precision", "fp32", "--stall-timeout", "240", "-q", "--out", "/results/killed"],
+                           env=c["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(20)  # actors up, blocks streaming
+    assert run.poll() is None, "the run ended before the fault could be injected"
+    kill = subprocess.run([*c["command"], *c["project"], "kill", "cpu-worker"], env=c["env"], capture_output=True, text=True)
+    assert kill.returncode == 0, kill.stderr
+    _, stderr = run.communicate(timeout=900)
+    path = c["results"] / "killed"
+    if run.returncode == 0:
+        assert bundle.verify(path).ok
+        ids = pq.read_table(path / bundle.PREDICTIONS, columns=["id"]).column("id").to_pylist()
+        assert sorted(ids) == [f"synth-{i:09d}" for i in range(96)]  # exactly once
+    else:
+        assert "error:" in stderr, stderr[-3000:]
+        assert not bundle.verify(path).ok

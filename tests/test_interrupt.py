@@ -1,4 +1,5 @@
-"""Ctrl-C during data-prep leaves no half-written shard that looks valid, and resumes."""
+"""Ctrl-C and SIGTERM during data-prep leave no half-written shard that looks valid, and the
+dataset resumes; during bench run they leave the predictions so far, marked incomplete."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from data_prep.manifest import ShardRecord, verify
 from data_prep.storage import DatasetDir
 
-ARGS = ["synth", "--images", "1200", "--rows-per-shard", "100", "--workers", "2", "-q"]
+ARGS = ["synth", "--images", "2400", "--rows-per-shard", "100", "--workers", "2", "-q"]
 
 
 @pytest.mark.slow
-def test_sigint_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, cli):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, cli, signum, code):
     out = tmp_path / "d"
     exe = Path(sys.executable).parent / "data-prep"
     proc = subprocess.Popen([str(exe), *ARGS, "--out", str(out)], start_new_session=True,
@@ -28,16 +31,19 @@ def test_sigint_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, cli):
     while not list(out.glob("_records/shard-*.json")):
         assert proc.poll() is None and time.monotonic() < deadline, "no shard finished in time"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signum)  # what Ctrl-C does: the whole foreground group
+    else:
+        proc.send_signal(signum)  # what `docker stop` does: the main process only
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "run the same command again to finish the rest" in stderr
 
     assert not (out / "manifest.json").exists()
     assert not list(out.glob("shards/*.tmp"))
     dataset = DatasetDir(str(out))
     finished = sorted(out.glob("shards/*.parquet"))
-    assert 0 < len(finished) < 12
+    assert 0 < len(finished) < 24
     for shard in finished:  # every file under a final name is complete and recorded
         index = int(shard.stem.split("-")[1])
         record = ShardRecord.load(dataset, index)
@@ -50,3 +56,29 @@ def test_sigint_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, cli):
     fresh = tmp_path / "fresh"
     cli("data-prep", *ARGS, "--out", str(fresh), check=True)
     assert json.loads((out / "manifest.json").read_text()) == json.loads((fresh / "manifest.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_not_verify(tmp_path, cli, signum, code, name):
+    data = tmp_path / "data"
+    cli("data-prep", "synth", "--images", "96", "--rows-per-shard", "8", "--out", str(data), "-q", check=True)
+    out = tmp_path / "bundle"
+    exe = Path(sys.executable).parent / "bench"
+    proc = subprocess.Popen([str(exe), "run", "--data", str(data), "--out", str(out), "--precision", "fp32",
+                             "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not any("MapWorker" in " ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)
+                  if p.is_running()) and not list(tmp_path.glob(".bundle.partial-*/predictions.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run did not reach inference in time"
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr[-3000:]
+    assert f"{name} stopped the run after" in stderr and "marked incomplete" in stderr
+    marker = json.loads((out / "INCOMPLETE.json").read_text())
+    assert marker["complete"] is False and marker["reason"] == name and marker["images_expected"] == 96
+    assert not (out / "SHA256SUMS").exists() and not (out / "result.json").exists()
+    verified = cli("bench", "verify", str(out))
+    assert verified.returncode == 1 and "incomplete run" in verified.stderr

@@ -65,3 +65,108 @@ def test_missing_bucket_is_a_clear_error(s3_endpoint, bucket):
     result = CliRunner().invoke(app, ["synth", "--images", "5", "-q", "--out", f"s3://{bucket}-missing/x"])
     assert isinstance(result.exception, DataPrepError)
     assert f"cannot write to s3://{bucket}-missing/x" in str(result.exception)
+
+
+def test_a_missing_bucket_on_read_is_named(s3_endpoint, bucket):
+    from data_prep.manifest import load_manifest
+
+    with pytest.raises(DataPrepError, match=f"bucket '{bucket}-gone' does not exist"):
+        load_manifest(f"s3://{bucket}-gone/data")
+
+
+def test_missing_credentials_give_a_clear_error(s3_endpoint, bucket, monkeypatch, tmp_path):
+    """moto enforcing authentication, and no credentials anywhere."""
+    import moto.settings
+    from data_prep.manifest import load_manifest
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    with pytest.raises(DataPrepError) as caught:
+        load_manifest(f"s3://{bucket}/data")
+    assert f"cannot read s3://{bucket}/data/manifest.json" in str(caught.value)
+    assert "check the credentials (AWS_ACCESS_KEY_ID" in str(caught.value)
+
+
+class BadServer:
+    """A TCP endpoint that either accepts and never answers, or drops every connection."""
+
+    def __init__(self, mode: str):
+        import threading
+
+        self.mode, self.connections = mode, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            if self.mode == "drop":
+                conn.close()
+
+
+@pytest.mark.parametrize("mode, symptoms", [("stall", ["Timeout was reached"]),
+                                            ("drop", ["Empty reply from server", "Connection reset by peer"])])
+def test_a_stalling_or_dropping_server_fails_in_bounded_time(mode, symptoms, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    server = BadServer(mode)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": server.url, "AWS_EC2_METADATA_DISABLED": "true",
+           "RAYBENCH_S3_CONNECT_TIMEOUT_S": "1", "RAYBENCH_S3_REQUEST_TIMEOUT_S": "2", "RAYBENCH_S3_MAX_ATTEMPTS": "3"}
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "data_prep.cli", "info", "s3://bucket/data"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot read s3://bucket/data/manifest.json" in proc.stderr
+    assert any(symptom in proc.stderr for symptom in symptoms), proc.stderr
+    assert "RAYBENCH_S3_REQUEST_TIMEOUT_S" in proc.stderr and "Traceback" not in proc.stderr
+    assert 1 <= len(server.connections) <= 3  # retried, and only as often as allowed
+    assert elapsed < 60
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3_endpoint):
+    """Credentials and endpoint in the environment before Ray starts, as on a real cluster."""
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": s3_endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@pytest.mark.slow
+def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_local, s3_endpoint, tmp_path):
+    import boto3
+
+    from bench import bundle, runner
+    from bench.config import RunConfig
+
+    name = f"bench-run-{free_port()}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    args = ["synth", "--images", "16", "--rows-per-shard", "8", "-q"]
+    cli = CliRunner()
+    assert cli.invoke(app, [*args, "--out", f"s3://{name}/d"]).exit_code == 0
+    assert cli.invoke(app, [*args, "--out", str(tmp_path / "local")]).exit_code == 0
+    config = RunConfig(batch_size=8, precision="fp32")
+    remote = runner.run(None, f"s3://{name}/d", config, None, tmp_path / "remote", show_progress=False, telemetry_interval_s=None)
+    local = runner.run(None, str(tmp_path / "local"), config, None, tmp_path / "localb", show_progress=False, telemetry_interval_s=None)
+    results = [json.loads((p / bundle.RESULT).read_text()) for p in (remote, local)]
+    assert results[0]["images"] == 16 and results[0]["dataset"]["uri"] == f"s3://{name}/d"
+    assert results[0]["predictions_sha256"] == results[1]["predictions_sha256"]
+    assert results[0]["dataset_sha256"] == results[1]["dataset_sha256"]
