@@ -45,6 +45,7 @@ def replace_shard(data: Path, index: int, table: pa.Table) -> None:
     pq.write_table(table, path)
     manifest = json.loads((data / "manifest.json").read_text())
     entry = next(s for s in manifest["shards"] if s["file"] == f"shards/{path.name}")
+    manifest["totals"]["images"] += table.num_rows - entry["rows"]
     entry.update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), rows=table.num_rows)
     (data / "manifest.json").write_text(json.dumps(manifest))
 
@@ -124,11 +125,14 @@ def test_a_bad_shard_stops_the_run_naming_it_and_the_fix(ray_local, data, tmp_pa
 def test_skip_bad_shards_records_the_skip_and_accounts_for_every_image(ray_local, data, tmp_path, case):
     damage, reason = CASES[case]
     damage(data)
+    manifest = json.loads((data / "manifest.json").read_text())
     path = run(data, tmp_path / "bundle", skip_bad_shards=True)
     result = json.loads((path / bundle.RESULT).read_text())
-    assert result["images"] == 16 and result["dataset_images"] == IMAGES
+    assert result["images"] == 16 and result["dataset_images"] == manifest["totals"]["images"]
     assert [s["file"] for s in result["skipped_shards"]] == ["shards/shard-000001.parquet"]
-    assert reason in result["skipped_shards"][0]["reason"] and result["skipped_shards"][0]["images"] == 8
+    skipped = result["skipped_shards"][0]
+    assert reason in skipped["reason"] and skipped["images"] == manifest["shards"][1]["rows"]
+    assert result["images"] + skipped["images"] == result["dataset_images"]
     ids = set(pq.read_table(path / bundle.PREDICTIONS, columns=["id"]).column("id").to_pylist())
     assert ids == {f"synth-{i:09d}" for i in (*range(0, 8), *range(16, 24))}
     assert bundle.verify(path).ok
