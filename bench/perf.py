@@ -68,17 +68,8 @@ def ceiling(config: RunConfig, sample: dict[str, np.ndarray], min_seconds: float
 def device_description(kind: str) -> str:
     if kind == "cuda":
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"cpu: {cpu_model()} ({len(os.sched_getaffinity(0))} cores)"
+    return f"cpu: {envinfo.cpu_model() or platform.machine()} ({len(os.sched_getaffinity(0))} cores)"
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def _run(dataset: datasets.Dataset, config: RunConfig, out: Path) -> tuple[dict[str, Any], WorkerMemorySampler]:

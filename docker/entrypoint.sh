@@ -37,7 +37,7 @@ case "$1" in
   run)
     check_gpu "$@"
     exec bench "$@" ;;
-  verify|compare|micro|env|image|report|perf|--version)
+  verify|compare|micro|env|image|report|perf|pack|unpack|--version)
     exec bench "$@" ;;
   data-prep)
     shift

@@ -33,6 +33,13 @@ def runner():
     return CliRunner()
 
 
+def synth_dataset(out: Path, images: int, rows_per_shard: int = 8, *extra: str) -> Path:
+    """A small synthetic data-prep dataset, made through the CLI as a user would."""
+    run_cli("data-prep", "synth", "--images", str(images), "--rows-per-shard", str(rows_per_shard),
+            "--out", str(out), "-q", *extra, check=True)
+    return out
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """A small local Ray instance shared by one test module (modules that build their own

@@ -15,17 +15,14 @@ import pytest
 from bench import bundle, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
+from conftest import synth_dataset
 
 IMAGES = 24  # three shards of eight
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    from conftest import run_cli
-
-    out = tmp_path_factory.mktemp("pristine") / "tiny"
-    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(out), "-q", check=True)
-    return out
+    return synth_dataset(tmp_path_factory.mktemp("pristine") / "tiny", IMAGES)
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ def entry(stubs: Path, *args: str, flavor: str = "cpu") -> subprocess.CompletedP
     (("--help",), "bench --help"),
     (("verify", "/results/b"), "bench verify /results/b"),
     (("env",), "bench env"),
+    (("pack", "/results/b"), "bench pack /results/b"),
+    (("unpack", "/results/b.tar.gz", "/results"), "bench unpack /results/b.tar.gz /results"),
+    (("perf", "mini"), "bench perf mini"),
     (("data-prep", "info", "/data/x"), "data-prep info /data/x"),
     (("ray", "start", "--head"), "ray start --head"),
 ])

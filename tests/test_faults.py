@@ -18,17 +18,14 @@ import pytest
 from bench import bundle, pipeline, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
+from conftest import synth_dataset
 
 IMAGES = 48
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from conftest import run_cli
-
-    out = tmp_path_factory.mktemp("faults") / "data"
-    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(out), "-q", check=True)
-    return out
+    return synth_dataset(tmp_path_factory.mktemp("faults") / "data", IMAGES)
 
 
 def model_actor_pids() -> list[int]:

@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import synth_dataset
+
 from data_prep.manifest import ShardRecord, verify
 from data_prep.storage import DatasetDir
 
@@ -61,8 +63,7 @@ def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_not_verify(tmp_path, cli, signum, code, name):
-    data = tmp_path / "data"
-    cli("data-prep", "synth", "--images", "96", "--rows-per-shard", "8", "--out", str(data), "-q", check=True)
+    data = synth_dataset(tmp_path / "data", 96)
     out = tmp_path / "bundle"
     exe = Path(sys.executable).parent / "bench"
     proc = subprocess.Popen([str(exe), "run", "--data", str(data), "--out", str(out), "--precision", "fp32",

@@ -10,17 +10,15 @@ import pytest
 
 from bench import bundle, perf
 from bench.timing import images_per_second
+from conftest import synth_dataset
 
 IMAGES = 24
 
 
 @pytest.mark.slow
 def test_perf_reports_side_by_side_ratios_from_its_own_bundles(ray_local, tmp_path, monkeypatch):
-    from conftest import run_cli
-
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
-    data = tmp_path / "tiny"
-    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(data), "-q", check=True)
+    data = synth_dataset(tmp_path / "tiny", IMAGES)
     out = tmp_path / "perf"
     figures = perf.run(None, str(data), out, memory_scale=2, min_seconds=0.3, log=lambda line: None)
 
@@ -51,11 +49,8 @@ def test_images_per_second_counts_timed_calls_only():
 
 
 def test_perf_refuses_a_jpeg_dataset(ray_local, tmp_path):
-    from conftest import run_cli
-
     from bench.errors import BenchError
 
-    data = tmp_path / "jpeg"
-    run_cli("data-prep", "synth", "--images", "4", "--format", "jpeg", "--out", str(data), "-q", check=True)
+    data = synth_dataset(tmp_path / "jpeg", 4, 8, "--format", "jpeg")
     with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw dataset"):
         perf.run(None, str(data), tmp_path / "perf", log=lambda line: None)
