@@ -32,16 +32,22 @@ S3_HINT = ("check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AW
 
 def s3_filesystem(uri: str) -> tuple[pafs.S3FileSystem, str]:
     """An S3 filesystem whose every request has bounded connect/request timeouts and retries,
-    so a stalled or dropping server gives a clear error in bounded time, never a hang."""
-    bucket_and_key = uri[len("s3://"):].rstrip("/")
+    so a stalled or dropping server gives a clear error in bounded time, never a hang.
+    Credentials come from the usual AWS chain, or from the URI (``s3://KEY:SECRET@bucket/...``)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    keys = {}
+    if parts.username:
+        keys = {"access_key": unquote(parts.username), "secret_key": unquote(parts.password or "")}
+    bucket = parts.hostname or ""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region and not os.environ.get("AWS_ENDPOINT_URL"):
-        region = pafs.resolve_s3_region(bucket_and_key.split("/")[0])
+        region = pafs.resolve_s3_region(bucket)
     fs = pafs.S3FileSystem(region=region or "us-east-1", endpoint_override=os.environ.get("AWS_ENDPOINT_URL") or None,
-                           connect_timeout=S3_CONNECT_TIMEOUT_S,
-                           request_timeout=S3_REQUEST_TIMEOUT_S,
-                           retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
-    return fs, bucket_and_key
+                           connect_timeout=S3_CONNECT_TIMEOUT_S, request_timeout=S3_REQUEST_TIMEOUT_S,
+                           retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS), **keys)
+    return fs, (bucket + parts.path).rstrip("/")
 
 
 class DatasetDir:

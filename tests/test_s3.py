@@ -164,7 +164,11 @@ def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_loc
     assert cli.invoke(app, [*args, "--out", f"s3://{name}/d"]).exit_code == 0
     assert cli.invoke(app, [*args, "--out", str(tmp_path / "local")]).exit_code == 0
     config = RunConfig(batch_size=8, precision="fp32")
-    remote = runner.run(None, f"s3://{name}/d", config, None, tmp_path / "remote", show_progress=False, telemetry_interval_s=None)
+    secret = "PLANTED-S3-SECRET-9f3a"  # credentials in the URI must reach S3, and no bundle file
+    remote = runner.run(None, f"s3://AKIAPLANTED:{secret}@{name}/d", config, None, tmp_path / "remote",
+                        show_progress=False, telemetry_interval_s=None)
+    for file in remote.iterdir():
+        assert secret.encode() not in file.read_bytes() and b"AKIAPLANTED" not in file.read_bytes(), file.name
     local = runner.run(None, str(tmp_path / "local"), config, None, tmp_path / "localb", show_progress=False, telemetry_interval_s=None)
     results = [json.loads((p / bundle.RESULT).read_text()) for p in (remote, local)]
     assert results[0]["images"] == 16 and results[0]["dataset"]["uri"] == f"s3://{name}/d"
