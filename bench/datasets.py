@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,19 @@ class Dataset:
         """Images the run will read: the manifest's, less those of skipped shards."""
         return self.manifest["totals"]["images"] - sum(b.images for b in self.bad)
 
+    @cached_property
+    def directory(self) -> DatasetDir:
+        return DatasetDir(self.uri)  # once: an s3:// one may resolve the bucket's region over the network
+
     @property
     def shard_files(self) -> list[str]:
         """The shards to read, as paths on ``filesystem`` (never a directory listing)."""
-        directory = DatasetDir(self.uri)
         skipped = {b.file for b in self.bad}
-        return [directory.path(s["file"]) for s in self.manifest["shards"] if s["file"] not in skipped]
+        return [self.directory.path(s["file"]) for s in self.manifest["shards"] if s["file"] not in skipped]
 
     @property
     def filesystem(self):
-        return DatasetDir(self.uri).fs
+        return self.directory.fs
 
     @property
     def sha256(self) -> str:

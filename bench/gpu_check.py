@@ -21,7 +21,6 @@ import os
 import queue
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -40,7 +38,7 @@ from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import model_ceiling, sync
 from data_prep import synth
-from data_prep.shards import image_array_to_numpy
+from data_prep.shards import table_to_batch
 
 
 def make_dataset(directory: Path, images: int, workers: int) -> list[Path]:
@@ -59,11 +57,7 @@ def dataset_files(directory: Path) -> list[Path]:
 
 
 def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
-    table = pq.ParquetFile(path).read_row_group(index, columns=["id", "label", "image"])
-    images = table.column("image")
-    return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
-            "image": images.to_numpy(zero_copy_only=False) if pa.types.is_binary(images.type)
-            else image_array_to_numpy(images)}
+    return table_to_batch(pq.ParquetFile(path).read_row_group(index, columns=["id", "label", "image"]))
 
 
 def prefetched(files: list[Path], stages, workers: int, depth: int, pin: bool) -> Iterator[dict[str, np.ndarray]]:

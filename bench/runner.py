@@ -79,14 +79,10 @@ def pipeline_failure(exc: Exception, dataset: datasets.Dataset) -> Exception:
 
 def sample_batch(dataset: datasets.Dataset, images: int = precision.SAMPLE_IMAGES) -> dict[str, Any]:
     """The first ``images`` rows of the first shard, as the pipeline's readers give them."""
-    from data_prep.shards import image_array_to_numpy
+    from data_prep.shards import table_to_batch
 
-    first = dataset.shard_files[0]
-    table = pq.read_table(first, columns=["id", "label", "image"], filesystem=dataset.filesystem).slice(0, images)
-    pixels = table.column("image")
-    return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
-            "image": image_array_to_numpy(pixels) if dataset.manifest["format"] == "raw"
-            else pixels.to_numpy(zero_copy_only=False)}
+    table = pq.read_table(dataset.shard_files[0], columns=["id", "label", "image"], filesystem=dataset.filesystem)
+    return table_to_batch(table.slice(0, images))
 
 
 def check_exactly_once(expected: pa.Array, predictions: Path) -> None:

@@ -123,3 +123,12 @@ def image_array_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         column = column.storage
     values = column.flatten().to_numpy(zero_copy_only=False)
     return values.reshape((len(column), *RAW_SHAPE))
+
+
+def table_to_batch(table: pa.Table) -> dict[str, np.ndarray]:
+    """A shard's rows as the pipeline's stages take them (what Ray Data's numpy batches hold):
+    ids, labels, and (N,256,256,3) uint8 pixels for raw shards or JPEG bytes for jpeg ones."""
+    images = table.column("image")
+    return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
+            "image": images.to_numpy(zero_copy_only=False) if pa.types.is_binary(images.type)
+            else image_array_to_numpy(images)}

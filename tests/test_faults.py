@@ -4,7 +4,6 @@ verifies."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
