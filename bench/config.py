@@ -10,7 +10,7 @@ DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Per-pipeline defaults, like MLCommons' SUPPORTED_PROFILES. `None` means "decided from the
-# cluster at run time" (see RunConfig.resolve).
+# cluster at run time" (see RunConfig.for_device).
 PROFILES: dict[str, dict[str, Any]] = {
     # The reference benchmark, faithfully: fp32 everywhere, batch 1000, one actor per GPU with
     # max_concurrency=2, float32 tensors shipped from the preprocessing tasks to the actors.
