@@ -41,11 +41,14 @@ def _raise_terminated(signum, frame) -> None:
 
 
 def handle_sigterm() -> None:
-    """Deliver SIGTERM as Terminated (call again after ``ray.init``, which installs its own)."""
+    """Deliver SIGTERM as Terminated and SIGINT as KeyboardInterrupt (call again after
+    ``ray.init``, which installs its own). SIGINT explicitly: a process started in the
+    background by a non-interactive shell inherits SIGINT ignored, and Python then leaves it so."""
     import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stop_signal(exc: BaseException | None) -> str:
