@@ -163,7 +163,12 @@ def _run_parallel(location: str, todo: list[ShardJob], build: Builder, workers: 
                 done(job)
     except BaseException:
         # Ctrl-C or a failed shard: stop handing out work. Finished shards keep their records,
-        # unfinished ones exist only as temporaries that the next run deletes.
+        # unfinished ones exist only as temporaries that the next run deletes. The futures are
+        # cancelled here, not only through shutdown(cancel_futures=True): the pool's manager
+        # thread honours that flag only while the executor object is alive, and once it was
+        # collected on the way out the queued shards all ran (seen: 24 of 24 after SIGTERM).
+        for future in pending:
+            future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
