@@ -19,19 +19,22 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Ours: uint8 crops through the object store, normalisation on the model's device,
     # channels_last, reduced precision; batch size and calls in flight depend on the device
     # (DEVICE_PROFILES). Same function as seed at fp32.
-    "fast": {"threaded_actors": False, "preprocess_batch_size": 256},
+    "fast": {"preprocess_batch_size": 256},
 }
 
 # The fast pipeline's per-device defaults (numbers in docs/performance.md).
 # - cpu: small batches keep activations in cache and off the page-fault path (batch 16: ~35
 #   img/s bf16 vs ~28 at batch 256 on a 2-core EPYC); one call at a time, as two concurrent calls
-#   only fight over the same cores.
+#   only fight over the same cores. threaded_actors (Ray's enable_true_multi_threading) lets
+#   that one call run on the actor's own thread: otherwise Ray hands every call to a helper
+#   thread, where torch's two threads left 0.29 of the 2 cores idle (0.05 on the actor's thread;
+#   measured with per-process CPU accounting, docs/performance.md).
 # - cuda: big batches, and two calls in flight so batching the next input overlaps with
 #   computing this one.
 # Precision "auto" is resolved by bench.precision.default_for.
 DEVICE_PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {"batch_size": 16, "max_concurrency": 1, "precision": "auto"},
-    "cuda": {"batch_size": 256, "max_concurrency": 2, "precision": "auto"},
+    "cpu": {"batch_size": 16, "max_concurrency": 1, "threaded_actors": True, "precision": "auto"},
+    "cuda": {"batch_size": 256, "max_concurrency": 2, "threaded_actors": False, "precision": "auto"},
 }
 
 

@@ -12,6 +12,9 @@ from bench.telemetry.host import HostSampler
 from bench.telemetry.nvml import GpuSampler
 
 DEFAULT_INTERVAL_S = 0.1
+# Nodes without GPUs have no power to integrate, and on a CPU node every sample (psutil plus a
+# raylet RPC) is taken from the model's cores: 10 Hz cost ~3% of a 2-core machine, 2 Hz a fifth.
+HOST_ONLY_INTERVAL_S = 0.5
 
 
 class SamplingLoop:
@@ -68,7 +71,8 @@ def start_cluster_telemetry(nodes: list[dict[str, Any]], interval_s: float = DEF
         strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
         raylet = (node["address"], node["manager_port"])
         has_gpus = node["resources"].get("GPU", 0) > 0
-        actors.append(remote.options(scheduling_strategy=strategy).remote(node["node_id"], interval_s, has_gpus, raylet))
+        node_interval_s = interval_s if has_gpus else max(interval_s, HOST_ONLY_INTERVAL_S)
+        actors.append(remote.options(scheduling_strategy=strategy).remote(node["node_id"], node_interval_s, has_gpus, raylet))
     return actors
 
 

@@ -1,0 +1,30 @@
+"""RunConfig.for_device: what a run leaves open is filled from its pipeline and device, never
+what the user gave; the reference pipeline stays the reference on every device."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.config import DEVICE_PROFILES, PROFILES, RunConfig
+from bench.precision import default_for
+
+
+@pytest.mark.parametrize("kind", ["cpu", "cuda"])
+def test_open_fields_are_filled_from_the_device_and_auto_precision_is_resolved(kind):
+    config = RunConfig().for_device(kind)
+    for key in {*PROFILES["fast"], *DEVICE_PROFILES[kind]}:
+        assert getattr(config, key) is not None, key
+    assert config.precision == default_for(kind) != "auto"
+    assert config.batch_size == DEVICE_PROFILES[kind]["batch_size"]
+
+
+def test_what_the_user_gave_wins_over_every_default():
+    given = dict(batch_size=7, max_concurrency=3, threaded_actors=False, precision="fp32", preprocess_batch_size=5)
+    config = RunConfig(**given).for_device("cpu")
+    assert {key: getattr(config, key) for key in given} == given
+
+
+def test_the_seed_pipeline_keeps_the_reference_settings_on_every_device():
+    for kind in ("cpu", "cuda"):
+        config = RunConfig(pipeline="seed").for_device(kind)
+        assert (config.batch_size, config.precision, config.max_concurrency) == (1000, "fp32", 2)
