@@ -169,8 +169,21 @@ def compose_cluster(images, tmp_path):
         subprocess.run([*command, *project, "down", "-v", "-t", "5"], env=env, capture_output=True)
 
 
+def on_head(c) -> list[str]:
+    """The command prefix that runs a command in the cluster's head container."""
+    return [*c["command"], *c["project"], "exec", "-T", "head"]
+
+
+def synth_on_head(c, images: int, out: str) -> None:
+    """Once all three nodes joined, make a synthetic dataset on the head's data volume."""
+    wait_for_three_nodes(c)
+    prep = subprocess.run([*on_head(c), "data-prep", "synth", "--images", str(images), "--rows-per-shard", "4",
+                           "--out", out, "-q"], env=c["env"], capture_output=True, text=True)
+    assert prep.returncode == 0, prep.stderr
+
+
 def wait_for_three_nodes(c) -> None:
-    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
+    exec_head = on_head(c)
     deadline = time.monotonic() + 180
     while True:
         status = subprocess.run([*exec_head, "python3", "-c",
@@ -186,12 +199,8 @@ def wait_for_three_nodes(c) -> None:
 
 def test_compose_cluster_runs_a_benchmark_across_three_nodes(compose_cluster):
     c = compose_cluster
-    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
-    wait_for_three_nodes(c)
-    prep = subprocess.run([*exec_head, "data-prep", "synth", "--images", "24", "--rows-per-shard", "4",
-                           "--out", "/data/tiny", "-q"], env=c["env"], capture_output=True, text=True)
-    assert prep.returncode == 0, prep.stderr
-    run = subprocess.run([*exec_head, "bench", "run", "--data", "/data/tiny", "--address", "auto", "--batch-size", "4",
+    synth_on_head(c, 24, "/data/tiny")
+    run = subprocess.run([*on_head(c), "bench", "run", "--data", "/data/tiny", "--address", "auto", "--batch-size", "4",
                           "-q", "--out", "/results/cluster"], env=c["env"], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     path = c["results"] / "cluster"
@@ -211,12 +220,8 @@ def test_killing_a_worker_container_mid_run_loses_nothing_or_fails_loudly(compos
     """The CPU-only worker (preprocessing) is killed while the run streams: Ray must redo its
     lost work on the head, with every image exactly once, or the run must fail with no bundle."""
     c = compose_cluster
-    exec_head = [*c["command"], *c["project"], "exec", "-T", "head"]
-    wait_for_three_nodes(c)
-    prep = subprocess.run([*exec_head, "data-prep", "synth", "--images", "96", "--rows-per-shard", "4",
-                           "--out", "/data/kill", "-q"], env=c["env"], capture_output=True, text=True)
-    assert prep.returncode == 0, prep.stderr
-    run = subprocess.Popen([*exec_head, "bench", "run", "--data", "/data/kill", "--address", "auto", "--batch-size", "4",
+    synth_on_head(c, 96, "/data/kill")
+    run = subprocess.Popen([*on_head(c), "bench", "run", "--data", "/data/kill", "--address", "auto", "--batch-size", "4",
                             "--precision", "fp32", "--stall-timeout", "240", "-q", "--out", "/results/killed"],
                            env=c["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(20)  # actors up, blocks streaming
