@@ -17,8 +17,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "seed": {"batch_size": 1000, "precision": "fp32", "max_concurrency": 2, "threaded_actors": True,
              "preprocess_batch_size": None},
     # Ours: uint8 crops through the object store, normalisation on the model's device,
-    # channels_last, reduced precision; batch size and calls in flight depend on the device
-    # (DEVICE_PROFILES). Same function as seed at fp32.
+    # channels_last, reduced precision; batch size, calls in flight and the thread that runs the
+    # model depend on the device (DEVICE_PROFILES). Same function as seed at fp32.
     "fast": {"preprocess_batch_size": 256},
 }
 
