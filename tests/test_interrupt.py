@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, 
     proc = subprocess.Popen([str(exe), *ARGS, "--out", str(out)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(out.glob("_records/shard-*.json")):
+    while not (recorded := list(out.glob("_records/shard-*.json"))):
         assert proc.poll() is None and time.monotonic() < deadline, "no shard finished in time"
         time.sleep(0.05)
     if signum == signal.SIGINT:
@@ -46,11 +45,11 @@ def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, 
     assert not list(out.glob("shards/*.tmp"))
     dataset = DatasetDir(str(out))
     finished = sorted(out.glob("shards/*.parquet"))
-    # The main process stops handing out work: besides the shards complete when it stopped,
-    # only those already handed to the 2 workers finish (2 running, at most 3 in the pool's
-    # call queue), never the whole queue.
-    complete_when_stopped = int(re.search(r"(\d+) of 24 shard\(s\) were complete", stderr).group(1))
-    assert 0 < len(finished) <= complete_when_stopped + 5 < 24
+    # The main process stops handing out work: besides the shards recorded when the signal was
+    # sent, only those already handed to the 2 workers finish (2 running, at most 3 in the
+    # pool's call queue), never the whole queue. (The count in the message can lag the disk: a
+    # shard may be recorded before the main process has collected its result.)
+    assert 0 < len(finished) <= len(recorded) + 5 < 24
     for shard in finished:  # every file under a final name is complete and recorded
         index = int(shard.stem.split("-")[1])
         record = ShardRecord.load(dataset, index)
