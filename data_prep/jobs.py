@@ -8,6 +8,7 @@ finished before a crash or Ctrl-C is never redone.
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 from collections.abc import Callable
@@ -139,8 +140,22 @@ def run(
                 f"{skipped + len(finished)} of {len(selected)} shard(s) were complete in {location} when stopped "
                 "(shards in progress finish too); all are kept: run the same command again to finish the rest"
             ) from exc
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise DataPrepError(
+                f"no space left on the device holding {location}: {skipped + len(finished)} of {len(selected)} "
+                "shard(s) are complete and kept (any shard being written was discarded); free space and run the "
+                "same command again to finish the rest"
+            ) from exc
 
     return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """ENOSPC, whether Python raised it or pyarrow (whose OSError carries the errno only in
+    its message)."""
+    return exc.errno == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 def _ignore_sigint() -> None:

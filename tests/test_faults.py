@@ -5,8 +5,8 @@ verifies."""
 from __future__ import annotations
 
 import os
+import re
 import signal
-import subprocess
 import threading
 import time
 
@@ -17,7 +17,7 @@ import pytest
 from bench import bundle, pipeline, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
-from conftest import synth_dataset
+from conftest import run_cli, synth_dataset, tmpfs
 
 IMAGES = 48
 
@@ -87,15 +87,8 @@ def test_errors_in_the_stream_reach_the_caller():
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    with tmpfs(tmp_path / "disk", 96 * 1024) as mount:
+        yield mount
 
 
 @pytest.mark.slow
@@ -104,3 +97,24 @@ def test_a_full_disk_while_writing_the_bundle_leaves_nothing_that_verifies(ray_l
         runner.run(None, str(data), RunConfig(batch_size=8, precision="fp32"), None, tiny_disk / "bundle",
                    show_progress=False)
     assert list(tiny_disk.iterdir()) == []  # no bundle, no staging directory
+
+
+def test_a_full_disk_while_writing_shards_is_one_line_and_the_same_command_resumes(tmp_path):
+    args = ["--images", "40", "--rows-per-shard", "10", "--workers", "2", "-q"]
+    whole = tmp_path / "whole"
+    run_cli("data-prep", "synth", "--out", str(whole), *args, check=True)
+    shard = max(p.stat().st_size for p in whole.glob("shards/*.parquet"))
+    with tmpfs(tmp_path / "disk", 6 * shard) as disk:
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * int(3.5 * shard))  # room left for about two of the four shards
+        out = disk / "d"
+        full = run_cli("data-prep", "synth", "--out", str(out), *args)
+        assert full.returncode == 2, full.stderr
+        assert "Traceback" not in full.stderr
+        assert re.search(rf"error: no space left on the device holding {re.escape(str(out))}: [0-3] of 4 shard", full.stderr)
+        assert "free space and run the same command again" in full.stderr
+        assert not list(out.glob("shards/*.tmp")), "the shard being written is discarded"
+        assert not (out / "manifest.json").exists()
+        filler.unlink()
+        run_cli("data-prep", "synth", "--out", str(out), *args, check=True)
+        assert (out / "manifest.json").read_bytes() == (whole / "manifest.json").read_bytes()
