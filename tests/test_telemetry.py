@@ -91,3 +91,12 @@ def test_sampling_loop_collects_host_and_gpu_on_one_clock():
     assert host_ts == gpu_ts and len(host_ts) >= 3
     cpu = [r["value"] for r in samples.rows if r["metric"] == "cpu_pct"]
     assert all(0.0 <= v <= 100.0 for v in cpu)
+
+
+def test_a_loop_without_gpus_samples_no_faster_than_the_host_only_interval():
+    # both callers (the per-node Ray actor and the Ray-free gpu_check on a CPU) get the rule
+    from bench.telemetry.collector import HOST_ONLY_INTERVAL_S
+
+    assert SamplingLoop("node-a", 0.1, gpus=False).interval_s == HOST_ONLY_INTERVAL_S
+    assert SamplingLoop("node-a", 2.0, gpus=False).interval_s == 2.0
+    assert SamplingLoop("node-a", 0.1, gpus=True, nvml=FakeNvml(gpus=1)).interval_s == 0.1

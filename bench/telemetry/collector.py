@@ -18,11 +18,12 @@ HOST_ONLY_INTERVAL_S = 0.5
 
 
 class SamplingLoop:
-    """Samples host (and GPUs, when asked) every ``interval_s`` on a background thread."""
+    """Samples host (and GPUs, when asked) every ``interval_s`` on a background thread; a
+    loop without GPUs samples no faster than every HOST_ONLY_INTERVAL_S."""
 
     def __init__(self, node: str, interval_s: float, gpus: bool, raylet: tuple[str, int] | None = None, nvml=None):
         self.samples = Samples()
-        self.interval_s = interval_s
+        self.interval_s = interval_s if gpus else max(interval_s, HOST_ONLY_INTERVAL_S)
         self.samplers: list[Any] = [HostSampler(node, self.samples, raylet)]
         if gpus:
             self.samplers.append(GpuSampler(node, self.samples, nvml))
@@ -71,8 +72,7 @@ def start_cluster_telemetry(nodes: list[dict[str, Any]], interval_s: float = DEF
         strategy = NodeAffinitySchedulingStrategy(node_id=node["node_id"], soft=False)
         raylet = (node["address"], node["manager_port"])
         has_gpus = node["resources"].get("GPU", 0) > 0
-        node_interval_s = interval_s if has_gpus else max(interval_s, HOST_ONLY_INTERVAL_S)
-        actors.append(remote.options(scheduling_strategy=strategy).remote(node["node_id"], node_interval_s, has_gpus, raylet))
+        actors.append(remote.options(scheduling_strategy=strategy).remote(node["node_id"], interval_s, has_gpus, raylet))
     return actors
 
 
