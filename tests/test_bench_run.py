@@ -15,9 +15,9 @@ from torchvision.models import resnet50
 from torchvision.transforms import CenterCrop, Normalize
 
 from bench import bundle, compare, runner
-from bench.telemetry import collector
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.telemetry import collector
 from data_prep.shards import image_array_to_numpy
 
 IMAGES = 24
