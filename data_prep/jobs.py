@@ -121,35 +121,36 @@ def run(
 
     finished = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=not show_progress, transient=False) as progress:
-        bar = progress.add_task(f"{kind} shards -> images", total=sum(j.rows for j in todo))
+    try:
+        with Progress(*columns, disable=not show_progress, transient=False) as progress:
+            bar = progress.add_task(f"{kind} shards -> images", total=sum(j.rows for j in todo))
 
-        def done(job: ShardJob) -> None:
-            finished.append(job)
-            progress.advance(bar, job.rows)
+            def done(job: ShardJob) -> None:
+                finished.append(job)
+                progress.advance(bar, job.rows)
 
-        try:
-            if workers <= 1 or len(todo) <= 1:
-                for job in todo:
-                    build(location, job)
-                    done(job)
-            else:
-                _run_parallel(location, todo, build, workers, done)
-        except KeyboardInterrupt as exc:
-            raise Interrupted(
-                f"{skipped + len(finished)} of {len(selected)} shard(s) were complete in {location} when stopped "
-                "(shards in progress finish too); all are kept: run the same command again to finish the rest"
-            ) from exc
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            raise DataPrepError(
-                f"no space left on the device holding {location}: {skipped + len(finished)} of {len(selected)} "
-                "shard(s) are complete and kept (any shard being written was discarded); free space and run the "
-                "same command again to finish the rest"
-            ) from exc
-
-    return Outcome(len(todo), skipped, len(jobs), finalize(dataset, kind, fmt, params, jobs))
+            try:
+                if workers <= 1 or len(todo) <= 1:
+                    for job in todo:
+                        build(location, job)
+                        done(job)
+                else:
+                    _run_parallel(location, todo, build, workers, done)
+            except KeyboardInterrupt as exc:
+                raise Interrupted(
+                    f"{skipped + len(finished)} of {len(selected)} shard(s) were complete in {location} when "
+                    "stopped (shards in progress finish too); all are kept: run the same command again to finish the rest"
+                ) from exc
+        manifest = finalize(dataset, kind, fmt, params, jobs)
+    except OSError as exc:  # a shard, its record or the manifest
+        if not is_disk_full(exc):
+            raise
+        raise DataPrepError(
+            f"no space left on the device holding {location}: {skipped + len(finished)} of {len(selected)} "
+            "shard(s) are complete and kept (anything being written was discarded); free space and run the "
+            "same command again to finish the rest"
+        ) from exc
+    return Outcome(len(todo), skipped, len(jobs), manifest)
 
 
 def is_disk_full(exc: OSError) -> bool:

@@ -4,6 +4,7 @@ verifies."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -113,8 +114,21 @@ def test_a_full_disk_while_writing_shards_is_one_line_and_the_same_command_resum
         assert "Traceback" not in full.stderr
         assert re.search(rf"error: no space left on the device holding {re.escape(str(out))}: [0-3] of 4 shard", full.stderr)
         assert "free space and run the same command again" in full.stderr
-        assert not list(out.glob("shards/*.tmp")), "the shard being written is discarded"
+        assert not list(out.glob("shards/*.tmp")), "a shard being written is discarded"
         assert not (out / "manifest.json").exists()
         filler.unlink()
         run_cli("data-prep", "synth", "--out", str(out), *args, check=True)
         assert (out / "manifest.json").read_bytes() == (whole / "manifest.json").read_bytes()
+
+
+def test_a_full_disk_when_writing_the_manifest_is_the_same_one_line(tmp_path, monkeypatch):
+    from data_prep import jobs, synth
+    from data_prep.errors import DataPrepError
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobs, "write_manifest", no_space)
+    with pytest.raises(DataPrepError, match=r"no space left on the device holding .*: 2 of 2 shard\(s\) are complete and kept"):
+        synth.generate(str(tmp_path / "d"), 20, size=None, seed=0, fmt="raw", rows_per_shard=10, shards=None,
+                       workers=1, show_progress=False)
