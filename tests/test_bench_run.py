@@ -247,6 +247,7 @@ def test_a_cpu_run_records_plausible_host_and_object_store_telemetry(bundles):
     assert all(events["start"] - 5 <= r["ts"] <= events["end"] + 5 for r in rows)
     # a CPU-only node samples at 2 Hz (GPU nodes at 10 Hz): spaced by the interval, none missed
     ticks = sorted(r["ts"] for r in rows if r["metric"] == "cpu_pct")
+    assert ticks[0] <= events["start"], "the node was sampling before the timed run began"
     assert min(b - a for a, b in zip(ticks, ticks[1:])) >= 0.8 * collector.HOST_ONLY_INTERVAL_S
     assert len(cpu) >= (events["end"] - events["start"]) / collector.HOST_ONLY_INTERVAL_S - 2
     summary = result["telemetry"]

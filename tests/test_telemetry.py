@@ -79,7 +79,9 @@ def test_mig_is_recorded_as_a_limitation():
 
 def test_sampling_loop_collects_host_and_gpu_on_one_clock():
     loop = SamplingLoop("node-a", 0.02, gpus=True, nvml=FakeNvml(gpus=1))
+    assert not loop.sampling.is_set()
     loop.start()
+    assert loop.sampling.wait(5)  # what start_cluster_telemetry waits for before the timer
     import time
 
     time.sleep(0.2)

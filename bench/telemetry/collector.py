@@ -15,6 +15,7 @@ DEFAULT_INTERVAL_S = 0.1
 # Nodes without GPUs have no power to integrate, and on a CPU node every sample (psutil plus a
 # raylet RPC) is taken from the model's cores: 10 Hz cost ~3% of a 2-core machine, 2 Hz a fifth.
 HOST_ONLY_INTERVAL_S = 0.5
+READY_TIMEOUT_S = 60.0
 
 
 class SamplingLoop:
@@ -28,6 +29,7 @@ class SamplingLoop:
         if gpus:
             self.samplers.append(GpuSampler(node, self.samples, nvml))
         self._stop = threading.Event()
+        self.sampling = threading.Event()  # set once the first sample is taken
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
@@ -36,6 +38,7 @@ class SamplingLoop:
             ts = time.time()
             for sampler in self.samplers:
                 sampler.sample(ts)
+            self.sampling.set()
             next_tick += self.interval_s
             self._stop.wait(max(0.0, next_tick - time.monotonic()))
 
@@ -58,6 +61,9 @@ class TelemetryActor:
         self.loop = SamplingLoop(node, interval_s, gpus, raylet)
         self.loop.start()
 
+    def ready(self, timeout_s: float) -> bool:
+        return self.loop.sampling.wait(timeout_s)
+
     def stop(self) -> Samples:
         return self.loop.stop()
 
@@ -73,6 +79,13 @@ def start_cluster_telemetry(nodes: list[dict[str, Any]], interval_s: float = DEF
         raylet = (node["address"], node["manager_port"])
         has_gpus = node["resources"].get("GPU", 0) > 0
         actors.append(remote.options(scheduling_strategy=strategy).remote(node["node_id"], interval_s, has_gpus, raylet))
+    # The timed run starts only once every node is sampling: an actor still starting would miss
+    # the run's first seconds, and a GPU's energy per image would be understated by them (seen:
+    # a CPU node's first sample 1.7 s into the run on a busy machine).
+    try:
+        ray.get([actor.ready.remote(READY_TIMEOUT_S) for actor in actors], timeout=READY_TIMEOUT_S + 10)
+    except Exception:  # a node that cannot sample is recorded as lost by stop_cluster_telemetry
+        pass
     return actors
 
 
