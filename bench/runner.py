@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ from bench.errors import BenchError
 from bench.model import load_model, resolve_weights_file
 from bench.secrets import scrub_uri
 from data_prep.cli_support import handle_sigterm, stop_signal
-from data_prep.errors import Interrupted
+from data_prep.errors import Interrupted, is_disk_full
 
 def default_out(size: str | None, pipeline_name: str) -> Path:
     """A new directory under $BENCH_RESULTS_DIR (the images set /results), else results/runs."""
@@ -193,7 +192,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         raise interrupted(writer, exc, dataset.images) from exc
     except OSError as exc:
         writer.abandon()
-        if exc.errno == errno.ENOSPC or "No space left on device" in str(exc):
+        if is_disk_full(exc):
             raise BenchError(f"no space left on the device holding {writer.final.parent} while writing the bundle; "
                              f"nothing was kept: free space there or choose another --out") from exc
         raise

@@ -8,7 +8,6 @@ finished before a crash or Ctrl-C is never redone.
 
 from __future__ import annotations
 
-import errno
 import json
 import signal
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from data_prep.errors import DataPrepError, Interrupted
+from data_prep.errors import DataPrepError, Interrupted, is_disk_full
 from data_prep.manifest import (
     RECORD_DIR,
     SHARD_DIR,
@@ -151,12 +150,6 @@ def run(
             "same command again to finish the rest"
         ) from exc
     return Outcome(len(todo), skipped, len(jobs), manifest)
-
-
-def is_disk_full(exc: OSError) -> bool:
-    """ENOSPC, whether Python raised it or pyarrow (whose OSError carries the errno only in
-    its message)."""
-    return exc.errno == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 def _ignore_sigint() -> None:
