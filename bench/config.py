@@ -7,7 +7,7 @@ from typing import Any
 
 PIPELINES = ("fast", "seed")
 DEVICES = ("auto", "cuda", "cpu")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 # Per-pipeline defaults, like MLCommons' SUPPORTED_PROFILES. `None` means "decided from the
 # cluster at run time" (see RunConfig.for_device).
@@ -70,6 +70,10 @@ class RunConfig:
             config = replace(config, **{k: v for k, v in defaults.items() if getattr(config, k) is None})
         if config.precision == "auto":
             config = replace(config, precision=default_for(kind))
+        if config.precision == "int8" and kind == "cuda":
+            from bench.errors import BenchError
+
+            raise BenchError("--precision int8 is for CPU model actors (torch's x86 int8 kernels); on GPUs use fp16")
         return config
 
     def as_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from bench import quantize
 from bench.config import RunConfig
 from bench.precision import measure_cost
 from bench.stages import variant
@@ -102,7 +103,13 @@ def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[d
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
         compile_model: bool = False) -> dict[str, Any]:
     stages = variant(config.pipeline)
-    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False)
+    int8_state = None
+    if config.precision == "int8":  # calibrated on the last images, measured on the first (as `bench run`)
+        last = read_row_group(files[-1], pq.ParquetFile(files[-1]).num_row_groups - 1)
+        int8_state = quantize.int8_state_for(stages, config.weights, config.seed,
+                                             {k: v[-quantize.CALIBRATION_IMAGES :] for k, v in last.items()})
+    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
+                                 int8_state=int8_state)
     if compile_model:
         predictor.model = torch.compile(predictor.model)
     on_gpu = predictor.device.type == "cuda"
@@ -143,7 +150,7 @@ def main() -> None:
     parser.add_argument("--pipeline", default="fast", choices=["fast", "seed"])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--batch-size", type=int, help="Default: what `bench run` uses on this device.")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="Default: as `bench run`.")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], help="Default: as `bench run`.")
     parser.add_argument("--loader-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--prefetch", type=int, default=16, help="Row groups read ahead.")
     parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")

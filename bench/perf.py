@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bundle, cluster, datasets, envinfo, micro, runner
+from bench import bundle, cluster, datasets, envinfo, micro, quantize, runner
 from bench.config import RunConfig
 from bench.digests import sha256_file
 from bench.errors import BenchError
@@ -59,7 +59,9 @@ def preprocess_per_core(sample: dict[str, np.ndarray], min_seconds: float) -> di
 def ceiling(config: RunConfig, sample: dict[str, np.ndarray], min_seconds: float) -> float:
     """The model alone, configured as the default pipeline's actors are, in this process."""
     stages = variant(config.pipeline)
-    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False)
+    int8_state = quantize.int8_state_for(stages, config.weights, config.seed, sample) if config.precision == "int8" else None
+    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
+                                 int8_state=int8_state)
     crops = stages.preprocess(sample)["image"]
     repeats = -(-config.batch_size // len(crops))
     return model_ceiling(predictor, np.concatenate([crops] * repeats)[: config.batch_size], min_seconds)

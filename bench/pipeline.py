@@ -76,7 +76,8 @@ class Timings:
 
 
 def run(files: list[str], filesystem, config: RunConfig, placement: Placement, predictions_path: Path,
-        expected_images: int, weights_sha256: str, show_progress: bool = True) -> tuple[Timings, str]:
+        expected_images: int, weights_sha256: str, show_progress: bool = True,
+        int8_state: bytes | None = None) -> tuple[Timings, str]:
     """Run the pipeline; returns its timings and Ray Data's stats text.
 
     Read tasks are sized by Ray Data itself: its parquet reader bin-packs row groups into read
@@ -101,7 +102,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     )
     ds = ds.map_batches(
         stages.Predictor,
-        fn_constructor_kwargs=predictor_kwargs(config, placement, weights_sha256),
+        fn_constructor_kwargs=predictor_kwargs(config, placement, weights_sha256, int8_state),
         batch_size=config.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(
@@ -163,26 +164,28 @@ def within_stall_limit(batches: Iterator[Any], seconds: float) -> Iterator[Any]:
         yield item
 
 
-def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str) -> dict[str, Any]:
+def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str,
+                     int8_state: bytes | None = None) -> dict[str, Any]:
     return {"weights": config.weights, "seed": config.seed, "device": placement.device, "precision": config.precision,
-            "save_logits": config.save_logits, "expected_weights_sha256": weights_sha256}
+            "save_logits": config.save_logits, "expected_weights_sha256": weights_sha256, "int8_state": int8_state}
 
 
 def precision_cost(config: RunConfig, placement: Placement, weights_sha256: str,
-                   sample: dict[str, Any]) -> dict[str, Any]:
+                   sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, Any]:
     """bench.precision.measure_cost in one Ray task shaped like a model actor, so it runs on
     the same kind of device (and node) as the run's model did."""
     import ray
 
-    def measure(sample: dict[str, Any]) -> dict[str, Any]:
+    def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
         from bench.precision import measure_cost
 
         stages = variant(config.pipeline)
-        return measure_cost(stages.Predictor(**predictor_kwargs(config, placement, weights_sha256)),
+        return measure_cost(stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state)),
                             stages.preprocess(sample))
 
+    # int8's model travels as an argument (through the object store), not inside the function.
     task = ray.remote(num_gpus=placement.actor_num_gpus, num_cpus=placement.actor_num_cpus)(measure)
-    return ray.get(task.remote(sample))
+    return ray.get(task.remote(sample, int8_state))
 
 
 _OPERATOR = re.compile(r"^Operator \d+ (?P<name>[^:]+): .* in (?P<seconds>[\d.]+)s$", re.M)

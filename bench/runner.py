@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench import bundle, cluster, datasets, envinfo, pipeline, precision, reference, report
+from bench import bundle, cluster, datasets, envinfo, pipeline, precision, quantize, reference, report
 from bench.telemetry import collector, summary
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.model import load_model, resolve_weights_file
 from bench.secrets import scrub_uri
+from bench.stages import variant
 from data_prep.cli_support import handle_sigterm, stop_signal
 from data_prep.errors import Interrupted, is_disk_full
 
@@ -84,6 +85,27 @@ def sample_batch(dataset: datasets.Dataset, images: int = precision.SAMPLE_IMAGE
     return table_to_batch(table.slice(0, images))
 
 
+def calibration_batch(dataset: datasets.Dataset, images: int = quantize.CALIBRATION_IMAGES) -> dict[str, Any]:
+    """The last ``images`` rows of the last shard: int8's calibration set, kept apart from the
+    first shard's first rows on which its accuracy cost is measured (``sample_batch``)."""
+    from data_prep.shards import table_to_batch
+
+    table = pq.read_table(dataset.shard_files[-1], columns=["id", "label", "image"], filesystem=dataset.filesystem)
+    return table_to_batch(table.slice(max(0, table.num_rows - images)))
+
+
+def quantized_model(dataset: datasets.Dataset, config: RunConfig, show_progress: bool) -> tuple[bytes, dict[str, Any]]:
+    """int8's calibrated model for every actor, and what the bundle records of it."""
+    from rich.console import Console
+
+    calibration = calibration_batch(dataset)
+    with Console(stderr=True, quiet=not show_progress).status(
+            f"calibrating int8 on {len(calibration['id'])} images (once, before the timed run)"):
+        state = quantize.int8_state_for(variant(config.pipeline), config.weights, config.seed, calibration)
+    return state, {"engine": quantize.ENGINE, "calibration_ids": [str(i) for i in calibration["id"]],
+                   "state_sha256": quantize.state_sha256(state)}
+
+
 def check_exactly_once(expected: pa.Array, predictions: Path) -> None:
     """Every input image exactly once in the predictions, or a loud failure."""
     got = pq.read_table(predictions, columns=["id"]).column("id").combine_chunks()
@@ -137,6 +159,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     placement = cluster.place(config, nodes)
     config = config.for_device("cuda" if placement.actor_num_gpus else "cpu")
 
+    int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
+
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
     samplers = collector.start_cluster_telemetry(nodes, telemetry_interval_s) if telemetry_interval_s else []
     try:
@@ -144,7 +168,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         try:
             try:
                 timings, stats = pipeline.run(dataset.shard_files, dataset.filesystem, config, placement, predictions,
-                                               dataset.images, weights_sha256, show_progress)
+                                               dataset.images, weights_sha256, show_progress, int8_state)
             except Exception as exc:
                 raise pipeline_failure(exc, dataset) from exc
         finally:
@@ -152,7 +176,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         check_exactly_once(dataset_ids(dataset), predictions)
         precision_cost = None
         if config.precision != "fp32":  # measured after the timed run, on the actors' kind of device
-            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample_batch(dataset))
+            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample_batch(dataset), int8_state)
         writer.write_text(bundle.STATS, stats)
         if samples is not None:
             summary.write_parquet(samples, writer.path(bundle.TELEMETRY))
@@ -177,6 +201,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
             "accuracy": accuracy(predictions),
             "precision_cost": precision_cost,
+            "int8": int8,
             "images_per_node": images_per_node(predictions),
             "stages": timings.stages,
             "events": timings.events,

@@ -39,14 +39,10 @@ def images_per_second(fn: Callable[[], Any], images_per_call: int, min_seconds: 
 def model_ceiling(predictor, crops, min_seconds: float = 5.0, min_calls: int = 3) -> float:
     """Images/s of the model alone: forward passes on ready tensors (already normalised, in the
     predictor's memory format, on its device), at its precision and the crops' batch size."""
-    from bench.stages.common import autocast
-
     with torch.inference_mode():
-        ready = predictor.normalise(crops) if hasattr(predictor, "normalise") else torch.as_tensor(
-            crops, device=predictor.device)
+        ready = predictor.inputs(crops)
 
         def forward() -> None:
-            with autocast(predictor.device, predictor.precision):
-                predictor.model(ready)
+            predictor.forward(ready, predictor.precision)
 
         return images_per_second(forward, len(crops), min_seconds, min_calls, predictor.device)

@@ -28,3 +28,19 @@ def test_the_seed_pipeline_keeps_the_reference_settings_on_every_device():
     for kind in ("cpu", "cuda"):
         config = RunConfig(pipeline="seed").for_device(kind)
         assert (config.batch_size, config.precision, config.max_concurrency) == (1000, "fp32", 2)
+
+
+def test_int8_is_refused_for_gpu_actors_with_the_precision_that_fits():
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="CPU model actors.*fp16"):
+        RunConfig(precision="int8").for_device("cuda")
+    assert RunConfig(precision="int8").for_device("cpu").precision == "int8"
+
+
+def test_auto_precision_on_a_cpu_is_bf16_only_where_bf16_is_native(monkeypatch):
+    import torch
+
+    for native, expected in ((True, "bf16"), (False, "int8")):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+        assert default_for("cpu") == expected

@@ -75,13 +75,16 @@ def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, 
 
 
 class ModelStage:
-    """What both variants' Predictors share: device, precision, verified weights. With
-    ``expected_weights_sha256`` (what the driver loaded), an actor whose node holds different
-    weights refuses to start instead of silently mixing models in one run."""
+    """What both variants' Predictors share: device, precision, verified weights, and the
+    forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
+    node holds different weights refuses to start instead of silently mixing models in one
+    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize); the fp32
+    model stays loaded beside it, to measure what int8 costs against it."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 expected_weights_sha256: str | None = None):
+                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
+        from bench.errors import BenchError
         from bench.model import load_model
 
         self.device = resolve_device(device)
@@ -89,11 +92,35 @@ class ModelStage:
         self.save_logits = save_logits
         model, self.weights_sha256 = load_model(weights, seed)
         if expected_weights_sha256 and self.weights_sha256 != expected_weights_sha256:
-            from bench.errors import BenchError
-
             raise BenchError(f"{node_name()} loaded weights {self.weights_sha256[:16]}..., not the driver's "
                              f"{expected_weights_sha256[:16]}...: give every node the same weights file")
         self.model = model.to(self.device, memory_format=memory_format)
+        self.int8_model = None
+        if precision == "int8":
+            if self.device.type != "cpu" or int8_state is None:
+                raise BenchError("int8 runs on CPUs only, from a calibrated model (bench.quantize.calibrate); "
+                                 "on a GPU use --precision fp16")
+            from bench.quantize import load
+
+            self.int8_model = load(int8_state)
+
+    def inputs(self, images: np.ndarray) -> torch.Tensor:
+        """The model's input tensor, on its device, from a preprocessed batch's images."""
+        raise NotImplementedError
+
+    def forward(self, inputs: torch.Tensor, precision: str) -> torch.Tensor:
+        """Logits for ready inputs at ``precision`` (call under ``torch.inference_mode``)."""
+        if precision == "int8":
+            return self.int8_model(inputs)
+        with autocast(self.device, precision):
+            return self.model(inputs)
+
+    def logits(self, images: np.ndarray, precision: str) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.forward(self.inputs(images), precision)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -112,7 +139,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def autocast(device: torch.device, precision: str):
-    """A context for reduced precision, or a no-op for fp32."""
+    """A context for float reduced precision, or a no-op for fp32."""
     if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, autocast, decode_jpeg, predictions, preprocessed
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed
 from data_prep.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
@@ -38,14 +38,14 @@ class Predictor(ModelStage):
     """ResNet-50 in channels_last, normalising uint8 crops on its own device."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
-                 expected_weights_sha256: str | None = None):
+                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
         super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last,
-                         expected_weights_sha256=expected_weights_sha256)
+                         expected_weights_sha256=expected_weights_sha256, int8_state=int8_state)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
 
-    def normalise(self, crops: np.ndarray) -> torch.Tensor:
+    def inputs(self, crops: np.ndarray) -> torch.Tensor:
         # Batches from Ray's object store are read-only views; nothing here writes to them, so
         # wrap them without a copy and without torch's writability warning.
         with warnings.catch_warnings():
@@ -53,10 +53,3 @@ class Predictor(ModelStage):
             pixels = torch.from_numpy(crops)
         pixels = pixels.to(self.device, non_blocking=True)
         return (pixels.permute(0, 3, 1, 2).float() - self.mean) / self.std
-
-    def logits(self, crops: np.ndarray, precision: str) -> torch.Tensor:
-        with torch.inference_mode(), autocast(self.device, precision):
-            return self.model(self.normalise(crops))
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)

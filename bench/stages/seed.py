@@ -7,19 +7,23 @@ compared with, so it stays deliberately unoptimised.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, autocast, decode_jpeg, predictions, preprocessed
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed
 
 _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255, std=STD_255)])
 
 
 def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     images = batch["image"]
-    if images.dtype == np.uint8:  # raw (N, 256, 256, 3)
-        tensor = _TRANSFORM(torch.Tensor(images.transpose(0, 3, 1, 2)))
+    if images.dtype == np.uint8:  # raw (N, 256, 256, 3); torch.Tensor copies, so read-only input is fine
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = _TRANSFORM(torch.Tensor(images.transpose(0, 3, 1, 2)))
     else:  # JPEG bytes
         tensor = torch.stack(
             [_TRANSFORM(torch.Tensor(np.asarray(decode_jpeg(data)).transpose(2, 0, 1))) for data in images]
@@ -30,9 +34,5 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class Predictor(ModelStage):
     """ResNet-50 on one device, NCHW fp32 input; a Ray Data actor or a plain callable."""
 
-    def logits(self, images: np.ndarray, precision: str) -> torch.Tensor:
-        with torch.inference_mode(), autocast(self.device, precision):
-            return self.model(torch.as_tensor(images, device=self.device))
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)
+    def inputs(self, images: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(images, device=self.device)
