@@ -31,9 +31,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from bench import quantize
+from bench import precision, quantize
 from bench.config import RunConfig
-from bench.precision import measure_cost
 from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
@@ -104,10 +103,9 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         compile_model: bool = False) -> dict[str, Any]:
     stages = variant(config.pipeline)
     int8_state = None
-    if config.precision == "int8":  # calibrated on the last images, measured on the first (as `bench run`)
-        last = read_row_group(files[-1], pq.ParquetFile(files[-1]).num_row_groups - 1)
-        int8_state = quantize.int8_state_for(stages, config.weights, config.seed,
-                                             {k: v[-quantize.CALIBRATION_IMAGES :] for k, v in last.items()})
+    if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
+        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
+        int8_state = quantize.int8_state_for(fp32, stages.preprocess, quantize.calibration_batch(files))
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
                                  int8_state=int8_state)
     if compile_model:
@@ -115,7 +113,9 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     on_gpu = predictor.device.type == "cuda"
     first = next(rebatched(prefetched(files[:1], stages, 1, 1, False), config.batch_size))
     ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
-    cost = measure_cost(predictor, first) if config.precision != "fp32" else None
+    cost = None
+    if config.precision != "fp32":
+        cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
 
     loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()
@@ -159,6 +159,8 @@ def main() -> None:
     kind = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     config = RunConfig(pipeline=args.pipeline, device=kind, batch_size=args.batch_size,
                        precision=args.precision).for_device(kind)
+    if args.compile and config.precision == "int8":
+        parser.error("--compile applies to float precisions (int8 runs torch's quantized kernels): add --precision fp32")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         files = dataset_files(args.data) if args.data else make_dataset(Path(scratch), args.images, os.cpu_count() or 1)
         result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bundle, cluster, datasets, envinfo, micro, quantize, runner
+from bench import bundle, cluster, datasets, envinfo, micro, precision, quantize, runner
 from bench.config import RunConfig
 from bench.digests import sha256_file
 from bench.errors import BenchError
@@ -56,10 +56,15 @@ def preprocess_per_core(sample: dict[str, np.ndarray], min_seconds: float) -> di
         torch.set_num_threads(threads)
 
 
-def ceiling(config: RunConfig, sample: dict[str, np.ndarray], min_seconds: float) -> float:
-    """The model alone, configured as the default pipeline's actors are, in this process."""
+def ceiling(config: RunConfig, dataset: datasets.Dataset, sample: dict[str, np.ndarray], min_seconds: float) -> float:
+    """The model alone, configured as the default pipeline's actors are (int8 calibrated on the
+    same images as in `bench run`), in this process, on ``sample``'s crops."""
     stages = variant(config.pipeline)
-    int8_state = quantize.int8_state_for(stages, config.weights, config.seed, sample) if config.precision == "int8" else None
+    int8_state = None
+    if config.precision == "int8":
+        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
+        int8_state = quantize.int8_state_for(fp32, stages.preprocess,
+                                             quantize.calibration_batch(dataset.shard_files, dataset.filesystem))
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
                                  int8_state=int8_state)
     crops = stages.preprocess(sample)["image"]
@@ -89,12 +94,12 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
     default = RunConfig(device=kind).for_device(kind)
     if dataset.manifest["format"] != "raw":
         raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw dataset (it makes the JPEG sample itself)")
-    sample = runner.sample_batch(dataset, PREPROCESS_SAMPLE)
+    sample = precision.sample_batch(dataset.shard_files, dataset.filesystem, PREPROCESS_SAMPLE)
 
     log("1/5 preprocessing per core")
     preprocess = preprocess_per_core(sample, min_seconds / 2)
     log("2/5 model-only ceiling")
-    model_only = ceiling(default, sample, min_seconds)
+    model_only = ceiling(default, dataset, sample, min_seconds)
     log(f"3/5 end to end, {dataset.images:,} images: seed, then default")
     seed_result, _ = _run(dataset, RunConfig(pipeline="seed"), out / "runs" / "seed")
     fast_result, small_memory = _run(dataset, RunConfig(), out / "runs" / "default")

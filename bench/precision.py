@@ -26,6 +26,14 @@ def default_for(kind: str) -> str:
     return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "int8"
 
 
+def sample_batch(shard_files: list, filesystem=None, images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
+    """The images the cost is measured on: the first ``images`` rows of the first shard, raw as
+    the pipeline's readers give them (int8 calibrates on the last ones: bench.quantize)."""
+    from data_prep.shards import read_rows
+
+    return read_rows(shard_files[0], slice(0, images), filesystem)
+
+
 def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[str, Any]:
     """Top-1 agreement and relative logit error (L2 per image) of ``predictor.precision``
     against fp32, on one preprocessed batch, with the predictor's own model and device."""

@@ -83,11 +83,18 @@ def state_sha256(state: bytes) -> str:
     return hashlib.sha256(state).hexdigest()
 
 
-def int8_state_for(stages, weights: str, seed: int, calibration: dict) -> bytes:
-    """Calibrate a variant's model on a raw batch (``calibration``, as the readers give it):
-    the batch goes through the variant's own preprocessing and input stage, in chunks of 16."""
-    predictor = stages.Predictor(weights, seed, "cpu", "fp32", False)
-    images = stages.preprocess(calibration)["image"]
+def calibration_batch(shard_files: list, filesystem=None, images: int = CALIBRATION_IMAGES) -> dict:
+    """The images int8 calibrates on: the last ``images`` rows of the last shard, apart from the
+    first shard's first rows on which its cost is measured (bench.precision.sample_batch)."""
+    from data_prep.shards import read_rows
+
+    return read_rows(shard_files[-1], slice(-images, None), filesystem)
+
+
+def int8_state_for(predictor, preprocess, calibration: dict) -> bytes:
+    """Calibrate an fp32 Predictor's model on a raw batch (``calibration``, as the readers give
+    it), through the variant's own ``preprocess`` and the Predictor's inputs, 16 at a time."""
+    images = preprocess(calibration)["image"]
     with torch.inference_mode():
         inputs = [predictor.inputs(images[i : i + 16]) for i in range(0, len(images), 16)]
     return calibrate(predictor.model, inputs)

@@ -77,31 +77,16 @@ def pipeline_failure(exc: Exception, dataset: datasets.Dataset) -> Exception:
                       f"--skip-bad-shards to run without it)")
 
 
-def sample_batch(dataset: datasets.Dataset, images: int = precision.SAMPLE_IMAGES) -> dict[str, Any]:
-    """The first ``images`` rows of the first shard, as the pipeline's readers give them."""
-    from data_prep.shards import table_to_batch
-
-    table = pq.read_table(dataset.shard_files[0], columns=["id", "label", "image"], filesystem=dataset.filesystem)
-    return table_to_batch(table.slice(0, images))
-
-
-def calibration_batch(dataset: datasets.Dataset, images: int = quantize.CALIBRATION_IMAGES) -> dict[str, Any]:
-    """The last ``images`` rows of the last shard: int8's calibration set, kept apart from the
-    first shard's first rows on which its accuracy cost is measured (``sample_batch``)."""
-    from data_prep.shards import table_to_batch
-
-    table = pq.read_table(dataset.shard_files[-1], columns=["id", "label", "image"], filesystem=dataset.filesystem)
-    return table_to_batch(table.slice(max(0, table.num_rows - images)))
-
-
 def quantized_model(dataset: datasets.Dataset, config: RunConfig, show_progress: bool) -> tuple[bytes, dict[str, Any]]:
     """int8's calibrated model for every actor, and what the bundle records of it."""
     from rich.console import Console
 
-    calibration = calibration_batch(dataset)
+    calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
+    stages = variant(config.pipeline)
     with Console(stderr=True, quiet=not show_progress).status(
             f"calibrating int8 on {len(calibration['id'])} images (once, before the timed run)"):
-        state = quantize.int8_state_for(variant(config.pipeline), config.weights, config.seed, calibration)
+        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
+        state = quantize.int8_state_for(fp32, stages.preprocess, calibration)
     return state, {"engine": quantize.ENGINE, "calibration_ids": [str(i) for i in calibration["id"]],
                    "state_sha256": quantize.state_sha256(state)}
 
@@ -176,7 +161,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         check_exactly_once(dataset_ids(dataset), predictions)
         precision_cost = None
         if config.precision != "fp32":  # measured after the timed run, on the actors' kind of device
-            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample_batch(dataset), int8_state)
+            sample = precision.sample_batch(dataset.shard_files, dataset.filesystem)
+            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample, int8_state)
         writer.write_text(bundle.STATS, stats)
         if samples is not None:
             summary.write_parquet(samples, writer.path(bundle.TELEMETRY))

@@ -132,3 +132,20 @@ def table_to_batch(table: pa.Table) -> dict[str, np.ndarray]:
     return {"id": table.column("id").to_numpy(zero_copy_only=False), "label": table.column("label").to_numpy(),
             "image": images.to_numpy(zero_copy_only=False) if pa.types.is_binary(images.type)
             else image_array_to_numpy(images)}
+
+
+def read_rows(path, rows: slice, filesystem=None) -> dict[str, np.ndarray]:
+    """Rows ``rows`` of one shard (a slice; negative bounds count from the end) as a batch,
+    decoding only the row groups that hold them."""
+    shard = pq.ParquetFile(path, filesystem=filesystem)
+    start, stop, _ = rows.indices(shard.metadata.num_rows)
+    groups, first_row, offset = [], 0, 0
+    for index in range(shard.num_row_groups):
+        group_rows = shard.metadata.row_group(index).num_rows
+        if first_row < stop and first_row + group_rows > start:
+            if not groups:
+                offset = start - first_row  # the first wanted row's place in the first group read
+            groups.append(index)
+        first_row += group_rows
+    table = shard.read_row_groups(groups, columns=["id", "label", "image"])
+    return table_to_batch(table.slice(offset, max(0, stop - start)))

@@ -21,21 +21,29 @@ def raw_batch(images: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def state():
-    return quantize.int8_state_for(variant("fast"), "random", 0, raw_batch(8, seed=1))
+def fp32():
+    return variant("fast").Predictor("random", 0, "cpu", "fp32", False)
 
 
-def test_calibration_is_deterministic(state):
-    again = quantize.int8_state_for(variant("fast"), "random", 0, raw_batch(8, seed=1))
-    assert quantize.state_sha256(again) == quantize.state_sha256(state)
-    other = quantize.int8_state_for(variant("fast"), "random", 0, raw_batch(8, seed=2))
-    assert quantize.state_sha256(other) != quantize.state_sha256(state)  # the scales come from the images
+def calibrated(fp32, seed: int) -> bytes:
+    return quantize.int8_state_for(fp32, variant("fast").preprocess, raw_batch(8, seed=seed))
+
+
+@pytest.fixture(scope="module")
+def state(fp32):
+    return calibrated(fp32, seed=1)
+
+
+def test_calibration_is_deterministic(fp32, state):
+    assert quantize.state_sha256(calibrated(fp32, seed=1)) == quantize.state_sha256(state)
+    assert quantize.state_sha256(calibrated(fp32, seed=2)) != quantize.state_sha256(state)  # scales come from the images
 
 
 @pytest.mark.parametrize("name", ["fast", "seed"])
 def test_int8_predictor_stays_close_to_plain_fp32_pytorch(state, name):
     stages = variant(name)
     predictor = stages.Predictor("random", 0, "cpu", "int8", False, int8_state=state)
+    assert predictor.model is None  # int8 actors hold no fp32 model; the fp32 call below loads it
     batch = stages.preprocess(raw_batch(4, seed=3))
     torch.manual_seed(0)
     reference = resnet50(weights=None).eval()  # what load_model("random", 0) must also build

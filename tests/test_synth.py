@@ -12,10 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from data_prep import jobs, synth
 from data_prep.cli import app
-from data_prep.shards import image_array_to_numpy
+from data_prep.shards import ROWS_PER_GROUP, image_array_to_numpy, read_rows
 
 
 def make(runner, out: Path, *args: str) -> dict:
@@ -83,6 +84,26 @@ def test_rows_match_the_generator_when_read_back_with_plain_pyarrow(runner, tmp_
     assert table.column("label").to_pylist() == [-1] * 10
     for offset, image in enumerate(images):
         assert np.array_equal(image, synth.synth_image(5, 10 + offset))
+
+
+@pytest.fixture(scope="module")
+def shard_of_260(tmp_path_factory) -> Path:
+    """One shard whose row groups hold 128, 128 and 4 rows."""
+    out = tmp_path_factory.mktemp("rows") / "d"
+    m = make(CliRunner(), out, "--images", "260", "--rows-per-shard", "260", "--seed", "5")
+    assert ROWS_PER_GROUP == 128 and pq.ParquetFile(out / m["shards"][0]["file"]).num_row_groups == 3
+    return out / m["shards"][0]["file"]
+
+
+@pytest.mark.parametrize("rows", [slice(0, 64), slice(-64, None), slice(120, 140), slice(250, 400), slice(5, 5)],
+                         ids=["first", "last", "across-groups", "past-the-end", "empty"])
+def test_read_rows_gives_exactly_the_rows_asked_for(shard_of_260, rows):
+    batch = read_rows(shard_of_260, rows)
+    indices = list(range(260))[rows]
+    assert batch["id"].tolist() == [synth.image_id(i) for i in indices]
+    assert batch["image"].shape == (len(indices), 256, 256, 3)
+    for image, index in zip(batch["image"], indices):
+        assert np.array_equal(image, synth.synth_image(5, index))
 
 
 def test_jpeg_format_stores_decodable_jpegs_with_sizes(runner, tmp_path):

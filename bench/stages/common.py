@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import os
 import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,6 +24,15 @@ STD = (0.229, 0.224, 0.225)
 MEAN_255 = tuple(m * 255 for m in MEAN)
 STD_255 = tuple(s * 255 for s in STD)
 TOP_K = 5
+
+
+@contextmanager
+def read_only_input() -> Iterator[None]:
+    """Batches from Ray's object store are read-only arrays. The stages only read them, so
+    torch's warning on wrapping one ("The given NumPy array is not writable") is noise here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        yield
 
 
 def node_name() -> str:
@@ -78,8 +90,8 @@ class ModelStage:
     """What both variants' Predictors share: device, precision, verified weights, and the
     forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
     node holds different weights refuses to start instead of silently mixing models in one
-    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize); the fp32
-    model stays loaded beside it, to measure what int8 costs against it."""
+    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize); its actors
+    then hold no fp32 model (~100 MB each): it is loaded again only to measure int8's cost."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
@@ -94,8 +106,9 @@ class ModelStage:
         if expected_weights_sha256 and self.weights_sha256 != expected_weights_sha256:
             raise BenchError(f"{node_name()} loaded weights {self.weights_sha256[:16]}..., not the driver's "
                              f"{expected_weights_sha256[:16]}...: give every node the same weights file")
-        self.model = model.to(self.device, memory_format=memory_format)
-        self.int8_model = None
+        self._fp32_source = (weights, seed, memory_format)
+        self.model: torch.nn.Module | None = None
+        self.int8_model: torch.nn.Module | None = None
         if precision == "int8":
             if self.device.type != "cpu" or int8_state is None:
                 raise BenchError("int8 runs on CPUs only, from a calibrated model (bench.quantize.calibrate); "
@@ -103,6 +116,8 @@ class ModelStage:
             from bench.quantize import load
 
             self.int8_model = load(int8_state)
+        else:
+            self.model = model.to(self.device, memory_format=memory_format)
 
     def inputs(self, images: np.ndarray) -> torch.Tensor:
         """The model's input tensor, on its device, from a preprocessed batch's images."""
@@ -112,6 +127,11 @@ class ModelStage:
         """Logits for ready inputs at ``precision`` (call under ``torch.inference_mode``)."""
         if precision == "int8":
             return self.int8_model(inputs)
+        if self.model is None:  # an int8 Predictor, asked for fp32 to measure int8's cost
+            from bench.model import load_model
+
+            weights, seed, memory_format = self._fp32_source
+            self.model = load_model(weights, seed)[0].to(self.device, memory_format=memory_format)
         with autocast(self.device, precision):
             return self.model(inputs)
 

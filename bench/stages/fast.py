@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from PIL import Image
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input
 from data_prep.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
@@ -46,10 +44,7 @@ class Predictor(ModelStage):
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:
-        # Batches from Ray's object store are read-only views; nothing here writes to them, so
-        # wrap them without a copy and without torch's writability warning.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        with read_only_input():  # wrapped without a copy: nothing here writes to it
             pixels = torch.from_numpy(crops)
         pixels = pixels.to(self.device, non_blocking=True)
         return (pixels.permute(0, 3, 1, 2).float() - self.mean) / self.std

@@ -7,13 +7,11 @@ compared with, so it stays deliberately unoptimised.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed
+from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input
 
 _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255, std=STD_255)])
 
@@ -21,8 +19,7 @@ _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255,
 def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     images = batch["image"]
     if images.dtype == np.uint8:  # raw (N, 256, 256, 3); torch.Tensor copies, so read-only input is fine
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        with read_only_input():
             tensor = _TRANSFORM(torch.Tensor(images.transpose(0, 3, 1, 2)))
     else:  # JPEG bytes
         tensor = torch.stack(
