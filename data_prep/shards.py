@@ -137,15 +137,15 @@ def table_to_batch(table: pa.Table) -> dict[str, np.ndarray]:
 def read_rows(path, rows: slice, filesystem=None) -> dict[str, np.ndarray]:
     """Rows ``rows`` of one shard (a slice; negative bounds count from the end) as a batch,
     decoding only the row groups that hold them."""
-    shard = pq.ParquetFile(path, filesystem=filesystem)
-    start, stop, _ = rows.indices(shard.metadata.num_rows)
-    groups, first_row, offset = [], 0, 0
-    for index in range(shard.num_row_groups):
-        group_rows = shard.metadata.row_group(index).num_rows
-        if first_row < stop and first_row + group_rows > start:
-            if not groups:
-                offset = start - first_row  # the first wanted row's place in the first group read
-            groups.append(index)
-        first_row += group_rows
-    table = shard.read_row_groups(groups, columns=["id", "label", "image"])
+    with pq.ParquetFile(path, filesystem=filesystem) as shard:
+        start, stop, _ = rows.indices(shard.metadata.num_rows)
+        groups, first_row, offset = [], 0, 0
+        for index in range(shard.num_row_groups):
+            group_rows = shard.metadata.row_group(index).num_rows
+            if first_row < stop and first_row + group_rows > start:
+                if not groups:
+                    offset = start - first_row  # the first wanted row's place in the first group read
+                groups.append(index)
+            first_row += group_rows
+        table = shard.read_row_groups(groups, columns=["id", "label", "image"])
     return table_to_batch(table.slice(offset, max(0, stop - start)))

@@ -174,3 +174,21 @@ def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_loc
     assert results[0]["images"] == 16 and results[0]["dataset"]["uri"] == f"s3://{name}/d"
     assert results[0]["predictions_sha256"] == results[1]["predictions_sha256"]
     assert results[0]["dataset_sha256"] == results[1]["dataset_sha256"]
+
+
+def test_cost_and_calibration_images_read_from_s3_as_locally(bucket, tmp_path):
+    import numpy as np
+
+    from bench import datasets, precision, quantize
+    from data_prep.synth import image_id
+
+    args = ["synth", "--images", "30", "--rows-per-shard", "20", "-q"]
+    cli = CliRunner()
+    assert cli.invoke(app, [*args, "--out", f"s3://{bucket}/d"]).exit_code == 0
+    assert cli.invoke(app, [*args, "--out", str(tmp_path / "local")]).exit_code == 0
+    remote, local = (datasets.resolve(None, uri, show_progress=False) for uri in (f"s3://{bucket}/d", str(tmp_path / "local")))
+    for take in (precision.sample_batch, quantize.calibration_batch):
+        got, expected = (take(d.shard_files, d.filesystem) for d in (remote, local))
+        assert got["id"].tolist() == expected["id"].tolist() and np.array_equal(got["image"], expected["image"])
+    last = quantize.calibration_batch(remote.shard_files, remote.filesystem)["id"].tolist()
+    assert last == [image_id(i) for i in range(20, 30)]  # the last shard holds 10 rows: all of them

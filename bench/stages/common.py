@@ -91,7 +91,8 @@ class ModelStage:
     forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
     node holds different weights refuses to start instead of silently mixing models in one
     run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize); its actors
-    then hold no fp32 model (~100 MB each): it is loaded again only to measure int8's cost."""
+    then let the fp32 model go once its hash is checked, and load it again only to measure
+    int8's cost."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
