@@ -104,8 +104,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     stages = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
-        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
-        int8_state = quantize.int8_state_for(fp32, stages.preprocess, quantize.calibration_batch(files))
+        int8_state = quantize.int8_state_for(stages, config.weights, config.seed, quantize.calibration_batch(files))
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
                                  int8_state=int8_state)
     if compile_model:

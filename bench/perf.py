@@ -62,9 +62,8 @@ def ceiling(config: RunConfig, dataset: datasets.Dataset, sample: dict[str, np.n
     stages = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":
-        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
-        int8_state = quantize.int8_state_for(fp32, stages.preprocess,
-                                             quantize.calibration_batch(dataset.shard_files, dataset.filesystem))
+        calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
+        int8_state = quantize.int8_state_for(stages, config.weights, config.seed, calibration)
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
                                  int8_state=int8_state)
     crops = stages.preprocess(sample)["image"]

@@ -82,11 +82,9 @@ def quantized_model(dataset: datasets.Dataset, config: RunConfig, show_progress:
     from rich.console import Console
 
     calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
-    stages = variant(config.pipeline)
     with Console(stderr=True, quiet=not show_progress).status(
             f"calibrating int8 on {len(calibration['id'])} images (once, before the timed run)"):
-        fp32 = stages.Predictor(config.weights, config.seed, "cpu", "fp32", False)
-        state = quantize.int8_state_for(fp32, stages.preprocess, calibration)
+        state = quantize.int8_state_for(variant(config.pipeline), config.weights, config.seed, calibration)
     return state, {"engine": quantize.ENGINE, "calibration_ids": [str(i) for i in calibration["id"]],
                    "state_sha256": quantize.state_sha256(state)}
 
