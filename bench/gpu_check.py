@@ -38,7 +38,7 @@ from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import model_ceiling, sync
 from data_prep import synth
-from data_prep.shards import table_to_batch
+from data_prep.shards import COLUMNS, table_to_batch
 
 
 def make_dataset(directory: Path, images: int, workers: int) -> list[Path]:
@@ -57,7 +57,7 @@ def dataset_files(directory: Path) -> list[Path]:
 
 
 def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
-    return table_to_batch(pq.ParquetFile(path).read_row_group(index, columns=["id", "label", "image"]))
+    return table_to_batch(pq.ParquetFile(path).read_row_group(index, columns=COLUMNS))
 
 
 def prefetched(files: list[Path], stages, workers: int, depth: int, pin: bool) -> Iterator[dict[str, np.ndarray]]:

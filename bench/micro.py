@@ -7,6 +7,8 @@ import math
 import time
 from typing import Any
 
+from data_prep.shards import COLUMNS
+
 
 def _sleep_one_second(batch):
     time.sleep(1)
@@ -17,7 +19,7 @@ def run(files: list[str], filesystem=None) -> dict[str, Any]:
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(["id", "label", "image"]).materialize()
+    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS).materialize()
     blocks = ds.num_blocks()
     parallelism = int(ray.cluster_resources().get("CPU", 1))
     start = time.perf_counter()

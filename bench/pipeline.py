@@ -25,6 +25,7 @@ from bench.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.stages import variant
+from data_prep.shards import COLUMNS
 
 PREDICTION_FIELDS = [
     ("id", pa.string()),
@@ -92,7 +93,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     events = {"start": time.time()}
     start = time.perf_counter()
     # The manifest's shards, never a directory listing: a stray file is not silently read.
-    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(["id", "label", "image"])
+    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS)
     after_read_call = time.perf_counter()
     ds = ds.map_batches(
         stages.preprocess,

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import BenchError
 from data_prep.manifest import SHARD_DIR
-from data_prep.shards import RAW_SHAPE
+from data_prep.shards import COLUMNS, RAW_SHAPE
 from data_prep.storage import DatasetDir
 
 
@@ -67,7 +67,7 @@ def check_shard(directory: DatasetDir, shard: dict[str, Any], fmt: str, full: bo
         schema = metadata.schema.to_arrow_schema()
     except (OSError, pa.ArrowException) as exc:
         return f"not a readable parquet file ({exc})"
-    missing = {"id", "label", "image"} - set(schema.names)
+    missing = set(COLUMNS) - set(schema.names)
     if missing:
         return f"no {', '.join(sorted(missing))} column(s); it has {', '.join(schema.names)}"
     problem = image_type_problem(schema.field("image"), fmt)

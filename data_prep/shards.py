@@ -22,6 +22,7 @@ RAW_SHAPE = (256, 256, 3)
 ROWS_PER_GROUP = 128
 COMPRESSION = "snappy"
 FORMATS = ("raw", "jpeg")
+COLUMNS = ["id", "label", "image"]  # what every reader of a shard selects, in this order
 
 
 class _RayTensorStandIn(pa.ExtensionType):
@@ -147,5 +148,5 @@ def read_rows(path, rows: slice, filesystem=None) -> dict[str, np.ndarray]:
                     offset = start - first_row  # the first wanted row's place in the first group read
                 groups.append(index)
             first_row += group_rows
-        table = shard.read_row_groups(groups, columns=["id", "label", "image"])
+        table = shard.read_row_groups(groups, columns=COLUMNS)
     return table_to_batch(table.slice(offset, max(0, stop - start)))
