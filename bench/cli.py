@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Run the Ray Data batch-inference benchmark (MLPerf ResNet-50, offline) and work with its "
     "result bundles.\n\nQuick start: `bench run mini` (makes the synthetic data on first use), then "
     "`bench verify BUNDLE` and `bench compare A B`.",
+    rich_markup_mode="markdown",  # reflows docstring paragraphs to the terminal width
     no_args_is_help=True,
     add_completion=False,
 )
@@ -171,10 +172,12 @@ def _yes(value: bool) -> str:
 @app.command("report")
 def report_command(
     bundles: Annotated[list[Path], typer.Argument(help="One or more bundles (each is verified first).")],
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file (default: results/reports/report-<time>.html).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file (default: results/reports/report-TIME.html, TIME in UTC).")] = None,
 ) -> None:
-    """Write one self-contained HTML page: throughput beside the reference figures, GPU, CPU and
-    object-store use over time with the pipeline's events, and stage times. Prints its path."""
+    """Write one self-contained HTML page of one or more bundles; prints its path.
+
+    The page shows throughput beside the reference figures, GPU, CPU and object-store use over
+    time with the pipeline's events, and stage times."""
     for path in bundles:
         bundle.load(path)  # refuses a bundle that does not verify
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -207,11 +210,13 @@ def perf_command(
     data: DataOpt = None,
     memory_scale: Annotated[int, typer.Option(help="The memory check's second dataset is this many times larger.")] = 4,
     min_seconds: Annotated[float, typer.Option(help="Time each micro-measurement (model ceiling, preprocessing) for at least this long.")] = 5.0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/<time>).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/TIME, TIME in UTC).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
 ) -> None:
-    """Measure the default pipeline against the reference (`--pipeline seed`) and against the
-    model alone, side by side in one run on the same data; print ratios.
+    """Measure the default pipeline against the reference and the model alone; print ratios.
+
+    The default pipeline runs against the reference (`--pipeline seed`) and against the model
+    alone, side by side in one run on the same data.
 
     Local Ray only (the memory check samples this machine's Ray workers). Takes minutes: on a
     2-core CPU and `mini` about 8, most of it the seed pipeline. Results: perf.json, the three

@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Shard ImageNet, or a deterministic synthetic stand-in, into checksummed parquet.\n\n"
     "Every dataset directory gets shards/*.parquet, manifest.json and SHA256SUMS; "
     "`data-prep verify DIR` re-checks it and `data-prep info DIR` summarises it.",
+    rich_markup_mode="markdown",  # reflows docstring paragraphs to the terminal width
     no_args_is_help=True,
     add_completion=False,
 )
