@@ -142,3 +142,38 @@ def test_a_predictor_with_other_weights_than_the_driver_refuses_to_start(variant
     stages.Predictor("random", 0, "cpu", "fp32", False, expected_weights_sha256=sha)  # same weights: fine
     with pytest.raises(BenchError, match="give every node the same weights file"):
         stages.Predictor("random", 1, "cpu", "fp32", False, expected_weights_sha256=sha)
+
+
+def _commands(group, path=()):
+    """Every command of a click group, with the words that invoke it."""
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+@pytest.mark.parametrize("module", ["bench.cli", "data_prep.cli"])
+def test_every_help_text_is_shown_whole(module):
+    """Each command's and option's help reaches `--help` word for word (markdown mode renders
+    backticks as code and would swallow an ``<angle>`` placeholder as an HTML tag)."""
+    import importlib
+
+    import typer
+    from typer.testing import CliRunner
+
+    app = importlib.import_module(module).app
+    group = typer.main.get_command(app)
+    commands = list(_commands(group))
+    assert len(commands) >= 4
+    for words, command in commands:
+        shown = CliRunner().invoke(app, [*words, "--help"], terminal_width=400, env={"COLUMNS": "400"})
+        assert shown.exit_code == 0, shown.output
+        flat = " ".join(shown.output.replace("│", " ").split())
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        for text in texts:
+            for paragraph in text.split("\f")[0].split("\n\n"):
+                expected = " ".join(paragraph.replace("`", "").split())
+                assert expected in flat, f"{' '.join(words)} --help lost: {expected!r}"
