@@ -15,16 +15,13 @@ from rich.table import Table
 from bench import __version__, archive, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
-from data_prep.cli_support import add_version_option, run_app
+from data_prep.cli_support import add_version_option, make_app, run_app
 from data_prep.sizes import SIZES
 
-app = typer.Typer(
-    help="Run the Ray Data batch-inference benchmark (MLPerf ResNet-50, offline) and work with its "
+app = make_app(
+    "Run the Ray Data batch-inference benchmark (MLPerf ResNet-50, offline) and work with its "
     "result bundles.\n\nQuick start: `bench run mini` (makes the synthetic data on first use), then "
     "`bench verify BUNDLE` and `bench compare A B`.",
-    rich_markup_mode="markdown",  # reflows docstring paragraphs to the terminal width
-    no_args_is_help=True,
-    add_completion=False,
 )
 out = Console(highlight=False, soft_wrap=True, width=None if Console().is_terminal else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

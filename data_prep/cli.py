@@ -13,18 +13,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from data_prep import __version__, imagenet, jobs, manifest, synth
-from data_prep.cli_support import add_version_option, run_app
+from data_prep.cli_support import add_version_option, make_app, run_app
 from data_prep.errors import DataPrepError
 from data_prep.shards import FORMATS
 from data_prep.sizes import DEFAULT_SIZE, SIZES, images_for
 
-app = typer.Typer(
-    help="Shard ImageNet, or a deterministic synthetic stand-in, into checksummed parquet.\n\n"
+app = make_app(
+    "Shard ImageNet, or a deterministic synthetic stand-in, into checksummed parquet.\n\n"
     "Every dataset directory gets shards/*.parquet, manifest.json and SHA256SUMS; "
     "`data-prep verify DIR` re-checks it and `data-prep info DIR` summarises it.",
-    rich_markup_mode="markdown",  # reflows docstring paragraphs to the terminal width
-    no_args_is_help=True,
-    add_completion=False,
 )
 out = Console(highlight=False, soft_wrap=True)
 

@@ -1,4 +1,4 @@
-"""What both CLIs share: one-sentence errors on stderr, and a clear word on Ctrl-C."""
+"""What both CLIs share: how the app is made, one-sentence errors on stderr, and a clear word on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ from rich.console import Console
 from data_prep.errors import DataPrepError, Interrupted
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def make_app(help: str) -> typer.Typer:
+    """A Typer app as both CLIs want it: help reflowed to the terminal (markdown mode), the help
+    page on a bare call, and no shell-completion options cluttering it."""
+    return typer.Typer(help=help, rich_markup_mode="markdown", no_args_is_help=True, add_completion=False)
 
 
 def add_version_option(app: typer.Typer, name: str, version: str) -> None:
