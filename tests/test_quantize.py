@@ -57,3 +57,15 @@ def test_int8_predictor_stays_close_to_plain_fp32_pytorch(state, name):
 def test_int8_without_a_calibrated_model_is_refused():
     with pytest.raises(BenchError, match="calibrated"):
         variant("fast").Predictor("random", 0, "cpu", "int8", False)
+
+
+def test_an_int8_predictor_checks_the_nodes_fp32_weights_when_it_loads_them(state):
+    from bench.model import load_model
+
+    _, other_sha = load_model("random", 1)
+    predictor = variant("fast").Predictor("random", 0, "cpu", "int8", False, expected_weights_sha256=other_sha,
+                                          int8_state=state)  # runs the driver's int8 model: no fp32 built yet
+    batch = variant("fast").preprocess(raw_batch(2, seed=3))
+    predictor.logits(batch["image"], "int8")
+    with pytest.raises(BenchError, match="give every node the same weights file"):
+        predictor.logits(batch["image"], "fp32")  # measuring int8's cost against other weights: refused

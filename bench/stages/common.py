@@ -90,24 +90,19 @@ class ModelStage:
     """What both variants' Predictors share: device, precision, verified weights, and the
     forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
     node holds different weights refuses to start instead of silently mixing models in one
-    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize); its actors
-    then let the fp32 model go once its hash is checked, and load it again only to measure
-    int8's cost."""
+    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize): its actors
+    run that alone and load (and verify) the node's fp32 model only when asked to measure
+    int8's cost, so a timed int8 run does not build a model it never uses."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
         from bench.errors import BenchError
-        from bench.model import load_model
 
         self.device = resolve_device(device)
         self.precision = precision
         self.save_logits = save_logits
-        model, self.weights_sha256 = load_model(weights, seed)
-        if expected_weights_sha256 and self.weights_sha256 != expected_weights_sha256:
-            raise BenchError(f"{node_name()} loaded weights {self.weights_sha256[:16]}..., not the driver's "
-                             f"{expected_weights_sha256[:16]}...: give every node the same weights file")
-        self._fp32_source = (weights, seed, memory_format)
+        self._fp32_source = (weights, seed, memory_format, expected_weights_sha256)
         self.model: torch.nn.Module | None = None
         self.int8_model: torch.nn.Module | None = None
         if precision == "int8":
@@ -118,7 +113,19 @@ class ModelStage:
 
             self.int8_model = load(int8_state)
         else:
-            self.model = model.to(self.device, memory_format=memory_format)
+            self.model = self._load_fp32()
+
+    def _load_fp32(self) -> torch.nn.Module:
+        """This node's fp32 model on the device, refused if its weights are not the driver's."""
+        from bench.errors import BenchError
+        from bench.model import load_model
+
+        weights, seed, memory_format, expected_sha256 = self._fp32_source
+        model, sha256 = load_model(weights, seed)
+        if expected_sha256 and sha256 != expected_sha256:
+            raise BenchError(f"{node_name()} loaded weights {sha256[:16]}..., not the driver's "
+                             f"{expected_sha256[:16]}...: give every node the same weights file")
+        return model.to(self.device, memory_format=memory_format)
 
     def inputs(self, images: np.ndarray) -> torch.Tensor:
         """The model's input tensor, on its device, from a preprocessed batch's images."""
@@ -129,10 +136,7 @@ class ModelStage:
         if precision == "int8":
             return self.int8_model(inputs)
         if self.model is None:  # an int8 Predictor, asked for fp32 to measure int8's cost
-            from bench.model import load_model
-
-            weights, seed, memory_format = self._fp32_source
-            self.model = load_model(weights, seed)[0].to(self.device, memory_format=memory_format)
+            self.model = self._load_fp32()
         with autocast(self.device, precision):
             return self.model(inputs)
 
