@@ -24,17 +24,20 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 # The fast pipeline's per-device defaults (numbers in docs/performance.md).
 # - cpu: small batches keep activations in cache and off the page-fault path (batch 16: ~35
-#   img/s bf16 vs ~28 at batch 256 on a 2-core EPYC); one call at a time, as two concurrent calls
-#   only fight over the same cores. threaded_actors (Ray's enable_true_multi_threading) lets
-#   that one call run on the actor's own thread: otherwise Ray hands every call to a helper
-#   thread, where torch's two threads left 0.29 of the 2 cores idle (0.05 on the actor's thread;
-#   measured with per-process CPU accounting, docs/performance.md).
+#   img/s bf16 vs ~28 at batch 256 on a 2-core EPYC); two calls at once on the actor's own
+#   threads (threaded_actors: Ray's enable_true_multi_threading), which split the cores between
+#   them (bench.stages.common.threads_per_call): two one-thread calls run bf16 1.04-1.54x faster than
+#   one two-thread call, model alone, on a 2-core Xeon. They need work for both: 16 MiB read
+#   blocks (~80 raw images) instead of Ray's 128 MiB make the actor's tasks ~256 images, where
+#   1,024 images came as tasks of 896 and 128 images and one call ran alone most of the run.
 # - cuda: big batches, and two calls in flight so batching the next input overlaps with
 #   computing this one.
 # Precision "auto" is resolved by bench.precision.default_for.
 DEVICE_PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {"batch_size": 16, "max_concurrency": 1, "threaded_actors": True, "precision": "auto"},
-    "cuda": {"batch_size": 256, "max_concurrency": 2, "threaded_actors": False, "precision": "auto"},
+    "cpu": {"batch_size": 16, "max_concurrency": 2, "threaded_actors": True, "precision": "auto",
+            "read_block_mib": 16},
+    "cuda": {"batch_size": 256, "max_concurrency": 2, "threaded_actors": False, "precision": "auto",
+             "read_block_mib": 128},
 }
 
 
@@ -48,6 +51,7 @@ class RunConfig:
     precision: str | None = None
     max_concurrency: int | None = None
     threaded_actors: bool | None = None
+    read_block_mib: int | None = None  # Ray Data's target block size for the reads; None = Ray's default
     weights: str = "random"  # "random", "imagenet" or a path to a state-dict file
     seed: int = 0  # seeds the random weights
     save_logits: bool = False  # keep full logits in the predictions (for exactness checks)
@@ -75,6 +79,12 @@ class RunConfig:
 
             raise BenchError("--precision int8 is for CPU model actors (torch's x86 int8 kernels); on GPUs use fp16")
         return config
+
+    @property
+    def model_calls_at_once(self) -> int:
+        """Calls that run the model at once in one actor: Ray runs concurrent calls' UDFs in
+        parallel only in threaded actors; otherwise they overlap batching, one forward at a time."""
+        return (self.max_concurrency or 1) if self.threaded_actors else 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

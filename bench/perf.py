@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bundle, cluster, datasets, envinfo, micro, precision, quantize, runner
+from bench import bundle, cluster, datasets, envinfo, micro, pipeline, precision, quantize, runner
 from bench.config import RunConfig
 from bench.digests import sha256_file
 from bench.errors import BenchError
@@ -58,17 +58,19 @@ def preprocess_per_core(sample: dict[str, np.ndarray], min_seconds: float) -> di
 
 def ceiling(config: RunConfig, dataset: datasets.Dataset, sample: dict[str, np.ndarray], min_seconds: float) -> float:
     """The model alone, configured as the default pipeline's actors are (int8 calibrated on the
-    same images as in `bench run`), in this process, on ``sample``'s crops."""
+    same images as in `bench run`; as many calls at once as an actor runs), in this process, on
+    ``sample``'s crops."""
     stages = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":
         calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
         int8_state = quantize.int8_state_for(stages, config.weights, config.seed, calibration)
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
-                                 int8_state=int8_state)
+                                 int8_state=int8_state, **pipeline.variant_options(config))
     crops = stages.preprocess(sample)["image"]
     repeats = -(-config.batch_size // len(crops))
-    return model_ceiling(predictor, np.concatenate([crops] * repeats)[: config.batch_size], min_seconds)
+    return model_ceiling(predictor, np.concatenate([crops] * repeats)[: config.batch_size], min_seconds,
+                         streams=config.model_calls_at_once)
 
 
 def device_description(kind: str) -> str:
@@ -115,7 +117,8 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
         "dataset_sha256": dataset.sha256,
         "images": dataset.images,
         "default_config": {"batch_size": default.batch_size, "precision": default.precision,
-                           "memory_format": "channels_last", "device": kind},
+                           "memory_format": "channels_last", "device": kind,
+                           "model_calls_at_once": default.model_calls_at_once},
         "preprocess": preprocess,
         "preprocess_speedup_raw": preprocess["raw"]["speedup"],
         "preprocess_speedup_jpeg": preprocess["jpeg"]["speedup"],

@@ -277,3 +277,40 @@ def test_a_cpu_run_records_plausible_host_and_object_store_telemetry(bundles):
     assert summary["gpus"] == [] and summary["energy_j"] is None
     listed = (path / bundle.SUMS).read_text()
     assert "report.html" in listed and "telemetry.parquet" in listed
+
+
+def read_blocks_and_tasks(path: Path) -> tuple[int, int]:
+    """(tasks, blocks) of the parquet read, from the bundle's Ray Data stats."""
+    import re
+
+    stats = (path / bundle.STATS).read_text()
+    found = re.search(r"ReadFiles\w*: (\d+) tasks executed, (\d+) blocks produced", stats)
+    assert found, stats[:2000]
+    return int(found[1]), int(found[2])
+
+
+@pytest.mark.slow
+def test_the_read_block_size_cuts_reads_into_smaller_blocks_and_loses_nothing(ray_local, bundles, data, tmp_path):
+    tasks, blocks = read_blocks_and_tasks(bundles["fast"])  # 8-image shards of ~1.5 MB: one block each
+    assert blocks == tasks
+    path = runner.run(None, str(data), RunConfig(batch_size=8, read_block_mib=1), None, tmp_path / "b",
+                      show_progress=False)
+    result = json.loads((path / bundle.RESULT).read_text())
+    tasks, blocks = read_blocks_and_tasks(path)
+    assert blocks > tasks and result["config"]["read_block_mib"] == 1
+    assert result["predictions_sha256"] == json.loads((bundles["fast"] / bundle.RESULT).read_text())["predictions_sha256"]
+
+
+def test_a_runs_block_size_is_put_back_after_it_even_when_it_fails():
+    import ray
+
+    from bench.pipeline import target_block_size
+
+    context = ray.data.DataContext.get_current()
+    before = context.target_max_block_size
+    with pytest.raises(RuntimeError), target_block_size(1):
+        assert context.target_max_block_size == 2**20
+        raise RuntimeError("the run failed")
+    assert context.target_max_block_size == before
+    with target_block_size(None):
+        assert context.target_max_block_size == before

@@ -148,6 +148,18 @@ class ModelStage:
         return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)
 
 
+def threads_per_call(device: torch.device, calls_at_once: int) -> int | None:
+    """torch threads for each of the calls a CPU model actor runs at once: an equal, fixed share
+    of its cores (None on a GPU). Two one-thread calls beat one two-thread call on 2 cores
+    (bf16, model alone: 1.04-1.54x, docs/performance.md): a two-thread call waits at every
+    operator's barrier, and a time slice that Ray or the driver takes from one thread stalls
+    both. Fixed rather than grown when a call runs alone, so that every batch is computed the
+    same way whatever overlapped it (logits reproduce bit for bit); growing it measured no faster."""
+    if device.type != "cpu":
+        return None
+    return max(1, len(os.sched_getaffinity(0)) // calls_at_once)
+
+
 def resolve_device(device: str) -> torch.device:
     """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
     process may use: Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would

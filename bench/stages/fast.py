@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input
+from bench.stages.common import (CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input,
+                                 threads_per_call)
 from data_prep.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
@@ -33,18 +34,26 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 class Predictor(ModelStage):
-    """ResNet-50 in channels_last, normalising uint8 crops on its own device."""
+    """ResNet-50 in channels_last, normalising uint8 crops on its own device. On a CPU, the
+    ``calls_at_once`` calls Ray runs at once in this actor split its cores (threads_per_call)."""
 
     def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
-                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
+                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None,
+                 calls_at_once: int = 1):
         super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last,
                          expected_weights_sha256=expected_weights_sha256, int8_state=int8_state)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
+        self.threads_per_call = threads_per_call(self.device, calls_at_once)
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:
         with read_only_input():  # wrapped without a copy: nothing here writes to it
             pixels = torch.from_numpy(crops)
         pixels = pixels.to(self.device, non_blocking=True)
         return (pixels.permute(0, 3, 1, 2).float() - self.mean) / self.std
+
+    def forward(self, inputs: torch.Tensor, precision: str) -> torch.Tensor:
+        if self.threads_per_call:
+            torch.set_num_threads(self.threads_per_call)  # the calling thread's OpenMP team
+        return super().forward(inputs, precision)

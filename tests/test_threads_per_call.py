@@ -1,0 +1,78 @@
+"""A CPU model actor's concurrent calls split its cores (bench.stages.common.threads_per_call):
+each call runs a fixed share, so the answers do not depend on what overlapped, and `bench
+perf`'s ceiling runs the model the same way."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import RunConfig
+from bench.stages import fast
+from bench.stages.common import threads_per_call
+from bench.timing import images_per_second
+
+FOUR_CORES = {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("device, calls, threads", [("cpu", 1, 4), ("cpu", 2, 2), ("cpu", 3, 1), ("cpu", 8, 1),
+                                                    ("cuda", 2, None)])
+def test_calls_at_once_split_a_cpus_cores_and_leave_a_gpu_alone(monkeypatch, device, calls, threads):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    assert threads_per_call(torch.device(device), calls) == threads
+
+
+def test_each_call_runs_its_share_whatever_else_runs_and_gets_the_same_logits(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    predictor = fast.Predictor("random", 0, "cpu", "fp32", False, calls_at_once=2)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
+
+    team_sizes = []
+    set_num_threads = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (team_sizes.append(n), set_num_threads(n)))
+    alone = [predictor.logits(batch, "fp32") for batch in batches]
+    start = threading.Barrier(2)
+    together: list[torch.Tensor | None] = [None, None]
+
+    def call(i: int) -> None:
+        start.wait()
+        together[i] = predictor.logits(batches[i], "fp32")
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert team_sizes == [2, 2, 2, 2]
+    for a, b in zip(alone, together):
+        assert torch.equal(a, b)  # bit for bit: the same team size, the same sums
+
+    one_call = fast.Predictor("random", 0, "cpu", "fp32", False).logits(batches[0], "fp32")
+    assert team_sizes[-1] == 4
+    assert torch.linalg.norm(one_call - alone[0]) / torch.linalg.norm(one_call) < 1e-5  # other sums, same function
+
+
+def test_streams_call_at_once_and_their_rates_add_up():
+    names = set()
+
+    def wait_a_little() -> None:
+        names.add(threading.current_thread().name)
+        time.sleep(0.01)
+
+    one = images_per_second(wait_a_little, images_per_call=1, min_seconds=0.3)
+    assert names == {threading.current_thread().name}
+    names.clear()
+    two = images_per_second(wait_a_little, images_per_call=1, min_seconds=0.3, streams=2)
+    assert names == {"stream-0", "stream-1"}
+    assert 1.5 < two / one < 2.5  # sleeps overlap: the rate is the streams' sum, not their mean
+
+
+def test_an_actor_runs_its_calls_at_once_only_when_threaded():
+    assert RunConfig().for_device("cpu").model_calls_at_once == 2
+    assert RunConfig(precision="fp16").for_device("cuda").model_calls_at_once == 1  # calls overlap batching only
+    assert RunConfig(max_concurrency=3, threaded_actors=False).for_device("cpu").model_calls_at_once == 1
