@@ -3,7 +3,7 @@ measured side by side in one run on the same data, reported as ratios.
 
 1. preprocessing per core (one thread): the reference transform vs ours, raw and JPEG;
 2. the model-only ceiling: forward passes on ready tensors at the default pipeline's batch
-   size, precision, memory format and device;
+   size, precision, memory format and device, as many calls at once as its model actors run;
 3. end to end: ``--pipeline seed`` vs the default, same dataset (full bundles, kept);
 4. `bench micro`'s overhead over its ideal;
 5. peak private memory per Ray worker at two dataset sizes (streaming keeps it flat).
