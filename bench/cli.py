@@ -218,7 +218,7 @@ def perf_command(
     default pipeline's two runs split its time into a fixed start-up and a streaming rate.
 
     Local Ray only (the memory check samples this machine's Ray workers). Takes minutes: on a
-    2-core CPU and `mini` about 8, most of it the seed pipeline. Results: perf.json, the three
+    2-core CPU and `mini` about 9 (13 with --memory-scale 16), most of it the seed pipeline. Results: perf.json, the four
     run bundles under runs/, and a SHA256SUMS over them.
     """
     from bench import perf
@@ -239,7 +239,7 @@ def perf_command(
         table.add_row(f"preprocess {fmt}, img/s per core", f"{pre[fmt]['reference_img_s']:,.0f}",
                       f"{pre[fmt]['ours_img_s']:,.0f}", f"{pre[fmt]['speedup']:.1f}x")
     e2e = figures["e2e"]
-    table.add_row("end to end img/s (seed vs default)", f"{e2e['seed_img_s']:,.1f}", f"{e2e['default_img_s']:,.1f}",
+    table.add_row("end to end img/s (seed vs default, run before and after it)", f"{e2e['seed_img_s']:,.1f}", f"{e2e['default_img_s']:,.1f}",
                   f"{figures['e2e_over_seed']:.2f}x")
     table.add_row(f"model-only ceiling vs end to end ({e2e['large_images']:,} images)", f"{figures['model_only_img_s']:,.1f}",
                   f"{e2e['default_large_img_s']:,.1f}", f"{figures['e2e_over_ceiling']:.2f}x")

@@ -25,18 +25,23 @@ def test_perf_reports_side_by_side_ratios_from_its_own_bundles(ray_local, tmp_pa
     for key in ("preprocess_speedup_raw", "e2e_over_ceiling", "e2e_over_seed", "micro_overhead_s", "device"):
         assert key in figures
     assert json.loads((out / perf.PERF).read_text()) == figures
-    runs = {name: json.loads((out / "runs" / name / bundle.RESULT).read_text()) for name in ("seed", "default", "default-x2")}
+    runs = {name: json.loads((out / "runs" / name / bundle.RESULT).read_text())
+            for name in ("default-first", "seed", "default", "default-x2")}
     assert all(bundle.verify(out / "runs" / name).ok for name in runs)
     assert runs["seed"]["pipeline"] == "seed" and runs["default"]["pipeline"] == "fast"
     assert runs["seed"]["dataset_sha256"] == runs["default"]["dataset_sha256"] == figures["dataset_sha256"]
     assert runs["default-x2"]["images"] == 2 * IMAGES == figures["memory"]["images"][1]
-    assert figures["e2e_over_seed"] == pytest.approx(runs["default"]["throughput_img_s"] / runs["seed"]["throughput_img_s"])
+    defaults = [runs[name]["throughput_img_s"] for name in ("default-first", "default")]
+    assert figures["e2e"]["default_img_s_before_after_seed"] == pytest.approx(defaults)
+    assert figures["e2e_over_seed"] == pytest.approx(sum(defaults) / 2 / runs["seed"]["throughput_img_s"])
+    assert figures["same_predictions_default_runs"] is True  # the default pipeline reproduces itself
     assert figures["e2e_over_ceiling"] == pytest.approx(runs["default-x2"]["throughput_img_s"] / figures["model_only_img_s"])
     before, after = figures["model_only_img_s_before_after"]
     assert before > 0 and after > 0 and figures["model_only_img_s"] == pytest.approx((before + after) / 2)
-    walls = [runs[name]["timings"]["wall_s"] for name in ("default", "default-x2")]
-    if walls[1] > walls[0]:  # tiny runs: noise may make the larger one no slower
-        assert figures["streaming"]["img_s"] == pytest.approx(IMAGES / (walls[1] - walls[0]))
+    small_wall = sum(runs[name]["timings"]["wall_s"] for name in ("default-first", "default")) / 2
+    large_wall = runs["default-x2"]["timings"]["wall_s"]
+    if large_wall > small_wall:  # tiny runs: noise may make the larger one no slower
+        assert figures["streaming"]["img_s"] == pytest.approx(IMAGES / (large_wall - small_wall))
     raw = figures["preprocess"]["raw"]
     assert figures["preprocess_speedup_raw"] == pytest.approx(raw["ours_img_s"] / raw["reference_img_s"])
     assert figures["micro_overhead_s"] == pytest.approx(figures["micro"]["measured_s"] - figures["micro"]["ideal_s"])
@@ -47,18 +52,14 @@ def test_perf_reports_side_by_side_ratios_from_its_own_bundles(ray_local, tmp_pa
     assert check.returncode == 0 and "runs/default/SHA256SUMS: OK" in check.stdout, check.stdout
 
 
-def run_of(images: int, wall_s: float) -> dict:
-    return {"images": images, "timings": {"wall_s": wall_s}}
-
-
 def test_two_runs_split_into_startup_and_streaming_rate():
     # 10 s of start-up, then 50 img/s: 1,000 images take 30 s, 4,000 take 90 s
-    split = perf.startup_and_rate(run_of(1000, 30.0), run_of(4000, 90.0), ceiling_img_s=100.0)
+    split = perf.startup_and_rate(1000, 30.0, 4000, 90.0, ceiling_img_s=100.0)
     assert split == pytest.approx({"img_s": 50.0, "startup_s": 10.0, "over_ceiling": 0.5})
 
 
 def test_no_split_when_the_larger_run_was_not_slower():
-    split = perf.startup_and_rate(run_of(1000, 30.0), run_of(4000, 29.0), ceiling_img_s=100.0)
+    split = perf.startup_and_rate(1000, 30.0, 4000, 29.0, ceiling_img_s=100.0)
     assert split == {"img_s": None, "startup_s": None, "over_ceiling": None}
 
 
