@@ -77,3 +77,31 @@ def test_perf_refuses_a_jpeg_dataset(ray_local, tmp_path):
     data = synth_dataset(tmp_path / "jpeg", 4, 8, "--format", "jpeg")
     with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw dataset"):
         perf.run(None, str(data), tmp_path / "perf", log=lambda line: None)
+
+
+def test_perf_table_shows_the_figures_it_was_given(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    figures = {
+        "device": "cpu: Test CPU (2 cores)", "images": 1024,
+        "preprocess": {fmt: {"reference_img_s": 1000.0, "ours_img_s": 40000.0, "speedup": 40.0} for fmt in ("raw", "jpeg")},
+        "e2e": {"seed_img_s": 6.0, "default_img_s": 30.0, "default_large_img_s": 45.0, "large_images": 16384},
+        "e2e_over_seed": 5.0, "model_only_img_s": 50.0, "model_only_img_s_samples": [40.0, 50.0, 60.0],
+        "e2e_over_ceiling": 0.9, "e2e_over_ceiling_small": 0.6,
+        "streaming": {"img_s": 47.0, "startup_s": 11.3, "over_ceiling": 0.94},
+        "micro": {"ideal_s": 2.0, "measured_s": 2.4}, "micro_overhead_s": 0.4,
+        "memory": {"images": [1024, 16384], "peak_worker_private_mb": [1400.0, 1500.0], "growth": 1.07},
+        "precision_cost": None,
+    }
+    monkeypatch.setattr(perf, "run", lambda *args, **kwargs: figures)
+    shown = CliRunner().invoke(app, ["perf", "--out", str(tmp_path / "perf")], terminal_width=200, env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
+            for line in shown.output.splitlines() if line.count("│") >= 5}
+    assert rows["end to end img/s (seed vs default, run before and after it)"] == ["6.0", "30.0", "5.00x"]
+    assert rows["model-only ceiling vs end to end (16,384 images)"] == ["50.0", "45.0", "0.90x"]
+    assert rows["model-only ceiling img/s (min vs max of 3, one per run)"] == ["40.0", "60.0", "1.50x"]
+    assert rows["ceiling vs streaming rate (after 11.3 s start-up)"] == ["50.0", "47.0", "0.94x"]
+    assert rows["peak worker MB (1,024 vs 16,384 images)"] == ["1,400", "1,500", "1.07x"]
