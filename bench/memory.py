@@ -6,7 +6,7 @@ stage holds on to data instead of streaming it. It is read as resident minus sha
 libraries), one small /proc read per worker. USS (psutil's memory_full_info), used before,
 walks every mapping, ~70 ms of CPU per sample of 8 workers (~7% of a 2-core machine at one
 sample per 0.5 s, taken from the run being timed), and also counts the object-store pages that
-only one worker has mapped (tests/test_memory.py).
+only one worker has mapped (a 200 MB shared mapping of one process, tests/test_memory.py).
 """
 
 from __future__ import annotations
