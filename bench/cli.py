@@ -219,8 +219,8 @@ def perf_command(
     a fixed start-up and a streaming rate.
 
     Local Ray only (the memory check samples this machine's Ray workers). Takes minutes: on a
-    2-core CPU and `mini` about 9 (13 with --memory-scale 16), most of it the seed pipeline. Results: perf.json, the four
-    run bundles under runs/, and a SHA256SUMS over them.
+    2-core CPU and `mini` about 9, most of it the seed pipeline, and 13 with --memory-scale 16.
+    Results: perf.json, the four run bundles under runs/, and a SHA256SUMS over them.
     """
     from bench import perf
 

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 from collections.abc import Callable
+from statistics import fmean
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +94,6 @@ def startup_and_rate(small_images: int, small_wall_s: float, large_images: int, 
     return {"img_s": rate, "startup_s": small_wall_s - small_images / rate, "over_ceiling": rate / ceiling_img_s}
 
 
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def device_description(kind: str) -> str:
     if kind == "cuda":
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
@@ -137,13 +134,13 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
     seed_result, _ = pipeline_run(dataset, RunConfig(pipeline="seed"), "seed")
     fast_result, small_memory = pipeline_run(dataset, RunConfig(), "default")
     defaults = [first_result, fast_result]
-    default_img_s = mean([r["throughput_img_s"] for r in defaults])
+    default_img_s = fmean([r["throughput_img_s"] for r in defaults])
     log("4/5 bench micro")
     micro_figures = micro.run(dataset.shard_files, dataset.filesystem)
     large = datasets.synthetic(dataset.images * memory_scale)
     log(f"5/5 memory: default pipeline again on {large.images:,} images")
     large_result, large_memory = pipeline_run(large, RunConfig(), f"default-x{memory_scale}")
-    model_only = mean(ceilings)
+    model_only = fmean(ceilings)
 
     figures = {
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -165,7 +162,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
         "e2e_over_seed": default_img_s / seed_result["throughput_img_s"],
         "e2e_over_ceiling": large_result["throughput_img_s"] / model_only,
         "e2e_over_ceiling_small": default_img_s / model_only,
-        "streaming": startup_and_rate(dataset.images, mean([r["timings"]["wall_s"] for r in defaults]),
+        "streaming": startup_and_rate(dataset.images, fmean([r["timings"]["wall_s"] for r in defaults]),
                                       large.images, large_result["timings"]["wall_s"], model_only),
         "same_predictions_seed_default": seed_result["predictions_sha256"] == fast_result["predictions_sha256"],
         "same_predictions_default_runs": first_result["predictions_sha256"] == fast_result["predictions_sha256"],

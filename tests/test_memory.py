@@ -14,8 +14,8 @@ import pytest
 from bench.memory import WorkerMemorySampler
 
 MB = 10**6
-# A process titled like a Ray worker that touches HEAP_MB of its own memory and SHARED_MB of a
-# shared file mapping, then waits for stdin to close.
+# A process titled like a Ray worker that touches {heap} MB of its own memory and {shared_mb} MB
+# of a shared file mapping, then waits for stdin to close.
 WORKER = """
 import mmap, os, sys
 heap = bytearray(os.urandom(1)) * ({heap} * 10**6)
