@@ -41,6 +41,7 @@ from bench.memory import WorkerMemorySampler
 from bench.stages import variant
 from bench.timing import images_per_second, model_ceiling
 from data_prep.images import encode_jpeg
+from data_prep.shards import DECODED_FORMATS
 
 PERF = "perf.json"
 PREPROCESS_SAMPLE = 32
@@ -114,7 +115,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
     placement = cluster.place(RunConfig().with_profile(), cluster.alive_nodes())
     kind = "cuda" if placement.actor_num_gpus else "cpu"
     default = RunConfig(device=kind).for_device(kind)
-    if dataset.manifest["format"] != "raw":
+    if dataset.manifest["format"] not in DECODED_FORMATS:
         raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw dataset (it makes the JPEG sample itself)")
     sample = precision.sample_batch(dataset.shard_files, dataset.filesystem, PREPROCESS_SAMPLE)
 

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from bench.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.stages import variant
+from bench.stages import preprocess_for, variant
 from data_prep.shards import COLUMNS
 
 PREDICTION_FIELDS = [
@@ -79,7 +79,7 @@ class Timings:
 
 def run(files: list[str], filesystem, config: RunConfig, placement: Placement, predictions_path: Path,
         expected_images: int, weights_sha256: str, show_progress: bool = True,
-        int8_state: bytes | None = None) -> tuple[Timings, str]:
+        int8_state: bytes | None = None, fmt: str = "raw") -> tuple[Timings, str]:
     """Run the pipeline; returns its timings and Ray Data's stats text.
 
     Read tasks are sized by Ray Data itself: its parquet reader bin-packs row groups into read
@@ -100,7 +100,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS)
         after_read_call = time.perf_counter()
         ds = ds.map_batches(
-            stages.preprocess,
+            preprocess_for(stages, fmt),
             batch_format="numpy",
             batch_size=config.preprocess_batch_size,
             label_selector=placement.preprocess_label_selector(),

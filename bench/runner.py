@@ -22,6 +22,7 @@ from bench.secrets import scrub_uri
 from bench.stages import variant
 from data_prep.cli_support import handle_sigterm, stop_signal
 from data_prep.errors import Interrupted, is_disk_full
+from data_prep.shards import FORMATS
 
 def default_out(size: str | None, pipeline_name: str) -> Path:
     """A new directory under $BENCH_RESULTS_DIR (the images set /results), else results/runs."""
@@ -134,7 +135,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         verify_data: bool = False, skip_bad_shards: bool = False) -> Path:
     dataset = datasets.resolve(size, data, show_progress=show_progress, verify_data=verify_data,
                                skip_bad=skip_bad_shards)
-    if dataset.manifest["format"] not in ("raw", "jpeg"):
+    if dataset.manifest["format"] not in FORMATS:
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
     _, weights_sha256 = load_model(config.weights, config.seed)  # fails early on missing weights
     connect(address)
@@ -151,7 +152,8 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         try:
             try:
                 timings, stats = pipeline.run(dataset.shard_files, dataset.filesystem, config, placement, predictions,
-                                               dataset.images, weights_sha256, show_progress, int8_state)
+                                               dataset.images, weights_sha256, show_progress, int8_state,
+                                               dataset.manifest["format"])
             except Exception as exc:
                 raise pipeline_failure(exc, dataset) from exc
         finally:

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from bench.errors import BenchError
 from data_prep.manifest import SHARD_DIR
-from data_prep.shards import COLUMNS, RAW_SHAPE
+from data_prep.shards import COLUMNS, PIXEL_BYTES, RAW_SHAPE
 from data_prep.storage import DatasetDir
 
 
@@ -39,6 +39,9 @@ def image_type_problem(field: pa.Field, fmt: str) -> str | None:
     kind = field.type
     if fmt == "jpeg":
         return None if pa.types.is_binary(kind) else f"image column is {kind}, a JPEG dataset holds binary"
+    if fmt == "pixels":
+        wanted = pa.binary(PIXEL_BYTES)
+        return None if kind == wanted else f"image column is {kind}, a pixels dataset holds {wanted}"
     name, shape = None, None
     if isinstance(kind, pa.ExtensionType):
         name, shape, kind = kind.extension_name, json.loads(kind.__arrow_ext_serialize__()), kind.storage_type

@@ -28,7 +28,7 @@ from data_prep.errors import DataPrepError
 from data_prep.images import RejectedImage, as_stored_jpeg, decode_rgb, resize_center_crop
 from data_prep.jobs import ShardJob
 from data_prep.manifest import ShardRecord
-from data_prep.shards import ROWS_PER_GROUP, Rows, write_shard
+from data_prep.shards import DECODED_FORMATS, ROWS_PER_GROUP, Rows, write_shard
 from data_prep.storage import DatasetDir
 
 SPLITS = ("val", "train", "all")
@@ -248,7 +248,7 @@ def build_shard(location: str, job: ShardJob) -> ShardRecord:
             for item_id, label, where in items[start : start + ROWS_PER_GROUP]:
                 try:
                     data = reader.read(where)
-                    if fmt == "raw":
+                    if fmt in DECODED_FORMATS:
                         image, changes = decode_rgb(data)
                         pixels = resize_center_crop(image)
                         rows.images.append(pixels)
@@ -266,7 +266,7 @@ def build_shard(location: str, job: ShardJob) -> ShardRecord:
                 rows.heights.append(height)
                 rows.widths.append(width)
                 decoded += height * width * 3
-            if fmt == "raw":
+            if fmt in DECODED_FORMATS:
                 rows.images = np.stack(rows.images) if rows.images else np.zeros((0, 256, 256, 3), np.uint8)
             yield rows
 

@@ -99,13 +99,13 @@ def plan(images: int, seed: int, fmt: str, rows_per_shard: int):
 
 def _row_groups(spec: dict):
     from data_prep.images import encode_jpeg
-    from data_prep.shards import ROWS_PER_GROUP, Rows
+    from data_prep.shards import DECODED_FORMATS, ROWS_PER_GROUP, Rows
 
     for start in range(spec["start"], spec["stop"], ROWS_PER_GROUP):
         indices = range(start, min(start + ROWS_PER_GROUP, spec["stop"]))
         pixels = [synth_image(spec["seed"], i) for i in indices]
         rows = Rows(ids=[image_id(i) for i in indices], labels=[-1] * len(indices), images=[])
-        if spec["format"] == "raw":
+        if spec["format"] in DECODED_FORMATS:
             rows.images = np.stack(pixels)
         else:
             rows.images = [encode_jpeg(p) for p in pixels]

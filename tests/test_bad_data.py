@@ -178,3 +178,13 @@ def test_the_cli_prints_one_line_naming_the_shard(data):
     proc = run_cli("bench", "run", "--data", str(data), "-q", "--out", str(data.parent / "b"))
     assert proc.returncode == 2, proc.stderr
     assert "shards/shard-000001.parquet" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_pixels_dataset_must_hold_fixed_size_pixel_values():
+    from bench.shardcheck import image_type_problem
+
+    assert image_type_problem(pa.field("image", pa.binary(256 * 256 * 3)), "pixels") is None
+    for wrong in (pa.binary(), pa.binary(256 * 256)):
+        assert "a pixels dataset holds fixed_size_binary[196608]" in image_type_problem(pa.field("image", wrong), "pixels")
+    # A pixels column in a dataset whose manifest says raw is refused too.
+    assert "not Ray's tensor type" in image_type_problem(pa.field("image", pa.binary(256 * 256 * 3)), "raw")

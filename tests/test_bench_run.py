@@ -81,6 +81,21 @@ def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
 
 # How far each reduced precision may move the logits of the seeded random ResNet-50 (relative
 # L2 per image). Random weights are a hard case for int8: measured 3-6% here.
+@pytest.mark.slow
+def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, bundles, tmp_path):
+    from conftest import run_cli
+
+    pixels = tmp_path / "pixels"
+    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--format", "pixels",
+            "--out", str(pixels), "-q", check=True)
+    config = RunConfig(pipeline="fast", save_logits=True, batch_size=8, precision="fp32")
+    path = runner.run(None, str(pixels), config, None, tmp_path / "bundle", show_progress=False)
+    assert json.loads((path / bundle.RESULT).read_text())["dataset"]["format"] == "pixels"
+    ours, raw = bundle_logits(path), bundle_logits(bundles["fast"])
+    assert ours.keys() == raw.keys()
+    assert all(np.array_equal(ours[ident], raw[ident]) for ident in raw)
+
+
 TOLERANCE = {"bf16": 0.05, "int8": 0.1}
 
 

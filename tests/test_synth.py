@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from data_prep import jobs, synth
 from data_prep.cli import app
-from data_prep.shards import ROWS_PER_GROUP, image_array_to_numpy, read_rows
+from data_prep.shards import ROWS_PER_GROUP, image_array_to_numpy, pixels_to_numpy, read_rows
 
 
 def make(runner, out: Path, *args: str) -> dict:
@@ -118,6 +119,48 @@ def test_jpeg_format_stores_decodable_jpegs_with_sizes(runner, tmp_path):
         assert np.abs(decoded.astype(int) - synth.synth_image(0, i)).mean() < 8
     # JPEG is several times smaller on disk than raw.
     assert m["totals"]["disk_bytes"] / 12 < 256 * 256 * 3 / 4
+
+
+def test_pixels_format_stores_each_images_raw_bytes_as_one_value(runner, tmp_path):
+    m = make(runner, tmp_path / "p", "--images", "12", "--format", "pixels", "--rows-per-shard", "5", "--seed", "3")
+    assert m["format"] == "pixels" and m["totals"]["images"] == 12
+    table = pq.read_table(tmp_path / "p" / m["shards"][1]["file"])
+    assert table.schema.field("image").type == pa.binary(256 * 256 * 3)
+    # The bytes are the generator's pixels, row-major HWC, checked with plain pyarrow and numpy.
+    for offset, value in enumerate(table.column("image").to_pylist()):
+        assert value == synth.synth_image(3, 5 + offset).tobytes()
+    # Our readers give the very array a raw dataset gives.
+    raw = make(runner, tmp_path / "r", "--images", "12", "--rows-per-shard", "5", "--seed", "3")
+    for ours, theirs in zip(m["shards"], raw["shards"]):
+        pixels, reference = (read_rows(tmp_path / d / s["file"], slice(0, None)) for d, s in (("p", ours), ("r", theirs)))
+        assert np.array_equal(pixels["image"], reference["image"]) and pixels["id"].tolist() == reference["id"].tolist()
+
+
+def test_pixels_to_numpy_takes_rays_bytes_and_refuses_wrong_sizes():
+    images = np.stack([synth.synth_image(0, i) for i in range(3)])
+    as_ray_gives_them = np.array([image.tobytes() for image in images], dtype=object)
+    assert np.array_equal(pixels_to_numpy(as_ray_gives_them), images)
+    assert np.array_equal(pixels_to_numpy(as_ray_gives_them.astype(f"S{256 * 256 * 3}")), images)
+    short = as_ray_gives_them.copy()
+    short[1] = short[1][:-1]
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        pixels_to_numpy(short)
+
+
+def test_ray_reads_a_pixels_dataset_into_the_raw_arrays(ray_local, runner, tmp_path):
+    from bench.stages import fast, preprocess_for
+
+    make(runner, tmp_path / "p", "--images", "20", "--format", "pixels", "--rows-per-shard", "8")
+    ds = ray_local.data.read_parquet(str(tmp_path / "p"))
+    preprocess = preprocess_for(fast, "pixels")
+    seen = []
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        crops = preprocess(batch)["image"]
+        for ident, crop in zip(batch["id"], crops):
+            seen.append(ident)
+            index = int(ident.split("-")[1])
+            assert np.array_equal(crop, synth.synth_image(0, index)[16:240, 16:240])
+    assert sorted(seen) == [synth.image_id(i) for i in range(20)]
 
 
 def test_slices_written_separately_complete_the_same_dataset(runner, tmp_path):

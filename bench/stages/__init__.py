@@ -6,12 +6,31 @@ variant is a new module registered here, not a branch in every function.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 
+import numpy as np
+
 from bench.stages import fast, seed
+from data_prep.shards import pixels_to_numpy
 
 VARIANTS: dict[str, ModuleType] = {"fast": fast, "seed": seed}
 
 
 def variant(name: str) -> ModuleType:
     return VARIANTS[name]
+
+
+def preprocess_for(stages: ModuleType, fmt: str) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The variant's preprocessing for a dataset of format ``fmt``, as Ray Data's numpy batches
+    hold it: raw shards come as (N,256,256,3) uint8 (Ray's tensor type) and JPEG ones as bytes,
+    which ``preprocess`` takes as they are; pixel shards come as bytes too, so they are turned
+    into the raw array first (told by the manifest's format, never guessed from the bytes)."""
+    if fmt == "pixels":
+        return partial(_from_pixel_bytes, stages.preprocess)
+    return stages.preprocess
+
+
+def _from_pixel_bytes(preprocess, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return preprocess(dict(batch, image=pixels_to_numpy(batch["image"])))
