@@ -21,15 +21,18 @@ import os
 import queue
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+import torchvision
 
 from bench import precision, quantize
 from bench.config import RunConfig
@@ -38,16 +41,20 @@ from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import model_ceiling, sync
 from data_prep import synth
-from data_prep.shards import COLUMNS, table_to_batch
+from data_prep.shards import COLUMNS, FORMATS, table_to_batch
 
 
-def make_dataset(directory: Path, images: int, workers: int) -> list[Path]:
-    """Synthetic raw shards, exactly as `data-prep synth` writes them (manifest aside)."""
-    jobs = synth.plan(images, 0, "raw", synth.DEFAULT_ROWS_PER_SHARD)
-    (directory / "shards").mkdir(parents=True, exist_ok=True)
-    (directory / "_records").mkdir(exist_ok=True)
-    with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(synth.build_shard, [str(directory)] * len(jobs), jobs))
+def make_dataset(directory: Path, images: int, fmt: str, workers: int) -> list[Path]:
+    """Synthetic shards, exactly as `data-prep synth` writes them (manifest aside); made once
+    per directory, so several checks in one call share them."""
+    done = directory / "complete"
+    if not done.exists():
+        jobs = synth.plan(images, 0, fmt, synth.DEFAULT_ROWS_PER_SHARD)
+        (directory / "shards").mkdir(parents=True, exist_ok=True)
+        (directory / "_records").mkdir(exist_ok=True)
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(synth.build_shard, [str(directory)] * len(jobs), jobs))
+        done.touch()
     return sorted(directory.glob("shards/*.parquet"))
 
 
@@ -60,16 +67,13 @@ def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
     return table_to_batch(pq.ParquetFile(path).read_row_group(index, columns=COLUMNS))
 
 
-def prefetched(files: list[Path], stages, workers: int, depth: int, pin: bool) -> Iterator[dict[str, np.ndarray]]:
+def prefetched(files: list[Path], stages, workers: int, depth: int) -> Iterator[dict[str, np.ndarray]]:
     """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by
     ``workers`` threads (pyarrow and numpy release the GIL while they work)."""
     units = [(path, i) for path in files for i in range(pq.ParquetFile(path).num_row_groups)]
 
     def load(unit: tuple[Path, int]) -> dict[str, np.ndarray]:
-        batch = stages.preprocess(read_row_group(*unit))
-        if pin:  # page-locked, so the host-to-device copy is asynchronous
-            batch["image"] = torch.from_numpy(batch["image"]).pin_memory().numpy()
-        return batch
+        return stages.preprocess(read_row_group(*unit))
 
     with ThreadPoolExecutor(workers) as pool:
         pending: queue.Queue = queue.Queue()
@@ -82,25 +86,66 @@ def prefetched(files: list[Path], stages, workers: int, depth: int, pin: bool) -
             yield batch
 
 
-def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Row groups (128 images) regrouped into model batches of ``size``."""
+def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int,
+              empty: Callable[..., np.ndarray] = np.empty) -> Iterator[dict[str, np.ndarray]]:
+    """Row groups (128 images) regrouped into model batches of ``size``, each column copied once,
+    into arrays from ``empty`` (shape, dtype)."""
     held: list[dict[str, np.ndarray]] = []
     count = 0
+
+    def merged() -> dict[str, np.ndarray]:
+        columns = {}
+        for key in held[0]:
+            parts = [b[key] for b in held]
+            columns[key] = empty((sum(len(part) for part in parts), *parts[0].shape[1:]), parts[0].dtype)
+            np.concatenate(parts, out=columns[key])
+        return columns
+
     for batch in batches:
         held.append(batch)
         count += len(batch["id"])
         while count >= size:
-            merged = {k: np.concatenate([b[k] for b in held]) for k in held[0]}
-            yield {k: v[:size] for k, v in merged.items()}
-            rest = {k: v[size:] for k, v in merged.items()}
+            columns = merged()
+            yield {k: v[:size] for k, v in columns.items()}
             count -= size
-            held = [rest] if count else []
+            held = [{k: v[size:] for k, v in columns.items()}] if count else []
     if count:
-        yield {k: np.concatenate([b[k] for b in held]) for k in held[0]}
+        yield merged()
+
+
+def pinned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Page-locked memory for pixels (its host-to-device copy is asynchronous and ~2x faster),
+    plain memory for the rest."""
+    if dtype != np.uint8:
+        return np.empty(shape, dtype)
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
+
+
+def model_batches(files: list[Path], stages, size: int, workers: int, depth: int, pin: bool,
+                  ahead: int = 2) -> Iterator[dict[str, np.ndarray]]:
+    """Model-sized batches, regrouped (on a GPU into page-locked memory) by a thread of their
+    own, ``ahead`` batches ahead: the main thread, like a model actor, only copies to the device
+    and runs the model."""
+    ready: queue.Queue = queue.Queue(maxsize=ahead)
+    finished = object()
+
+    def fill() -> None:
+        try:
+            for batch in rebatched(prefetched(files, stages, workers, depth), size, pinned_empty if pin else np.empty):
+                ready.put(batch)
+            ready.put(finished)
+        except BaseException as error:  # re-raised in the main thread: no batch is lost silently
+            ready.put(error)
+
+    threading.Thread(target=fill, name="regroup", daemon=True).start()
+    while (item := ready.get()) is not finished:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
-        compile_model: bool = False) -> dict[str, Any]:
+        compile_model: bool = False, passes: int = 1) -> dict[str, Any]:
     stages = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
@@ -110,7 +155,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     if compile_model:
         predictor.model = torch.compile(predictor.model)
     on_gpu = predictor.device.type == "cuda"
-    first = next(rebatched(prefetched(files[:1], stages, 1, 1, False), config.batch_size))
+    first = next(rebatched(prefetched(files[:1], stages, 1, 1), config.batch_size))
     ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
     cost = None
     if config.precision != "fp32":
@@ -120,7 +165,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     loop.start()
     start = time.perf_counter()
     done = 0
-    for batch in rebatched(prefetched(files, stages, loader_workers, depth, on_gpu), config.batch_size):
+    for batch in model_batches(files * passes, stages, config.batch_size, loader_workers, depth, on_gpu):
         done += len(predictor(batch)["top1"])
     sync(predictor.device)
     seconds = time.perf_counter() - start
@@ -130,7 +175,8 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "device": str(predictor.device),
         "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
         "pipeline": config.pipeline, "precision": config.precision, "batch_size": config.batch_size,
-        "compiled": compile_model, "loader_workers": loader_workers, "images": done,
+        "compiled": compile_model, "loader_workers": loader_workers, "images": done, "passes": passes,
+        "seconds": seconds,
         "model_only_img_s": ceiling,
         "end_to_end_img_s": done / seconds,
         "end_to_end_over_ceiling": done / seconds / ceiling,
@@ -138,14 +184,46 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "energy_j_per_image": telemetry["energy_j_per_image"],
         "precision_cost": cost,
         "telemetry": telemetry,
-        "versions": {"torch": torch.__version__, "cuda": torch.version.cuda},
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "cuda": torch.version.cuda,
+                     "cudnn": torch.backends.cudnn.version(), "numpy": np.__version__, "pyarrow": pa.__version__},
     }
+
+
+def summary_table(results: dict[str, dict[str, Any]]) -> str:
+    """One markdown row per check (``results`` by name), the figures docs/performance.md quotes,
+    under a line naming the device and the versions of the first check."""
+    first = next(iter(results.values()), None)
+    rows = [] if first is None else [f"{first['gpu'] or first['device']}; " + ", ".join(
+        f"{name} {version}" for name, version in first["versions"].items()), ""]
+    rows += ["| check | pipeline | precision | batch | compiled | images | model only img/s | end to end img/s "
+            "| e2e / ceiling | GPU util % | J/image | top-1 vs fp32 |", "|" + "---|" * 12]
+    for name, r in results.items():
+        cost = r.get("precision_cost") or {}
+        cells = [name, r["pipeline"], r["precision"], r["batch_size"], "yes" if r["compiled"] else "no",
+                 f"{r['images']:,}", f"{r['model_only_img_s']:,.0f}", f"{r['end_to_end_img_s']:,.0f}",
+                 f"{r['end_to_end_over_ceiling']:.2f}", _maybe(r["gpu_util_mean_pct"], ".0f"),
+                 _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f")]
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(rows)
+
+
+def _maybe(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=8192, help="Synthetic images to make (ignored with --data).")
+    parser.add_argument("--format", default="raw", choices=FORMATS, help="Synthetic images' format "
+                        "(pixels: raw pixels stored for fast reading, see `data-prep synth --help`).")
+    parser.add_argument("--scratch", type=Path, help="Make the synthetic set here and keep it for the next check "
+                        "(default: a temporary directory).")
     parser.add_argument("--data", type=Path, help="A data-prep dataset directory to read instead.")
+    parser.add_argument("--passes", type=int, default=1, help="Read the dataset this many times in the timed "
+                        "run (a fast GPU finishes 8,192 images in seconds).")
+    parser.add_argument("--out", type=Path, help="Also write the JSON object to this file.")
+    parser.add_argument("--summarise", type=Path, metavar="DIR", help="Print a markdown table of the checks "
+                        "written to DIR/*.json by --out, and exit.")
     parser.add_argument("--pipeline", default="fast", choices=["fast", "seed"])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--batch-size", type=int, help="Default: what `bench run` uses on this device.")
@@ -155,15 +233,27 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
     args = parser.parse_args()
+    if args.summarise:
+        runs = sorted(args.summarise.glob("*.json"), key=lambda path: path.stat().st_mtime)  # in the order run
+        results = {path.stem: json.loads(path.read_text()) for path in runs}
+        print(summary_table(results))
+        return
     kind = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     config = RunConfig(pipeline=args.pipeline, device=kind, batch_size=args.batch_size,
                        precision=args.precision).for_device(kind)
     if args.compile and config.precision == "int8":
         parser.error("--compile applies to float precisions (int8 runs torch's quantized kernels): add --precision fp32")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
-        files = dataset_files(args.data) if args.data else make_dataset(Path(scratch), args.images, os.cpu_count() or 1)
-        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile)
-    print(json.dumps(result, indent=2))
+        if args.data:
+            files = dataset_files(args.data)
+        else:
+            where = (args.scratch or Path(scratch)) / f"synth-{args.format}-{args.images}"
+            files = make_dataset(where, args.images, args.format, os.cpu_count() or 1)
+        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile, args.passes)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

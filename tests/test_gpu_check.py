@@ -40,3 +40,53 @@ def test_rebatching_keeps_every_image_once_in_order():
     batches = list(rebatched(iter(groups), 8))
     assert [len(b["id"]) for b in batches] == [8, 8, 7]
     assert np.concatenate([b["id"] for b in batches]).tolist() == list(range(23))
+
+
+def test_rebatching_copies_each_column_once_into_the_arrays_it_is_given():
+    import numpy as np
+
+    from bench.gpu_check import rebatched
+
+    made = []
+
+    def empty(shape, dtype):
+        made.append(np.empty(shape, dtype))
+        return made[-1]
+
+    groups = [{"id": np.arange(s, s + 5), "image": np.full((5, 2), s, np.uint8)} for s in range(0, 15, 5)]
+    batches = list(rebatched(iter(groups), 6, empty))
+    assert [len(b["image"]) for b in batches] == [6, 6, 3]
+    assert all(any(np.shares_memory(b["image"], m) for m in made) for b in batches)  # no second copy
+    assert np.concatenate([b["image"][:, 0] for b in batches]).tolist() == [0] * 5 + [5] * 5 + [10] * 5
+
+
+def test_a_loader_failure_reaches_the_caller_instead_of_ending_the_run_short(tmp_path):
+    from types import SimpleNamespace
+
+    from bench.gpu_check import model_batches
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def preprocess(batch):
+        raise RuntimeError("bad row group")
+
+    pq.write_table(pa.table({"id": ["a", "b"], "label": [0, 1], "image": [b"x", b"y"]}), tmp_path / "s.parquet")
+    with pytest.raises(RuntimeError, match="bad row group"):
+        list(model_batches([tmp_path / "s.parquet"], SimpleNamespace(preprocess=preprocess), 2, 1, 1, pin=False))
+
+
+def test_the_summary_table_has_one_row_per_check_with_its_figures():
+    from bench.gpu_check import summary_table
+
+    def result(e2e, ceiling, cost):
+        return {"gpu": "NVIDIA H200", "device": "cuda:0", "versions": {"torch": "2.11.0"}, "pipeline": "fast",
+                "precision": "fp16", "batch_size": 256, "compiled": False, "images": 65536,
+                "model_only_img_s": ceiling, "end_to_end_img_s": e2e, "end_to_end_over_ceiling": e2e / ceiling,
+                "gpu_util_mean_pct": 84.2, "energy_j_per_image": 0.0479, "precision_cost": cost}
+
+    text = summary_table({"a": result(12451.0, 14744.0, {"top1_agreement": 1.0}), "b": result(2000.0, 8000.0, None)})
+    lines = text.splitlines()
+    assert lines[0] == "NVIDIA H200; torch 2.11.0"
+    assert lines[4] == "| a | fast | fp16 | 256 | no | 65,536 | 14,744 | 12,451 | 0.84 | 84 | 0.048 | 1.000 |"
+    assert lines[5].endswith("| 0.25 | 84 | 0.048 | - |")
