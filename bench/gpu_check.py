@@ -144,8 +144,27 @@ def model_batches(files: list[Path], stages, size: int, workers: int, depth: int
         yield item
 
 
+def predict_all(predictor, batches: Iterator[dict[str, np.ndarray]], calls_at_once: int = 1) -> int:
+    """Images predicted, ``calls_at_once`` threads calling the predictor at once (as a threaded
+    model actor with that max_concurrency does): while one waits for its results, another
+    launches its batch, so the GPU is not left idle between batches."""
+    lock = threading.Lock()
+
+    def caller() -> int:
+        done = 0
+        while True:
+            with lock:
+                batch = next(batches, None)
+            if batch is None:
+                return done
+            done += len(predictor(batch)["top1"])
+
+    with ThreadPoolExecutor(calls_at_once, thread_name_prefix="call") as pool:
+        return sum(pool.map(lambda _: caller(), range(calls_at_once)))
+
+
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
-        compile_model: bool = False, passes: int = 1) -> dict[str, Any]:
+        compile_model: bool = False, passes: int = 1, calls_at_once: int = 1) -> dict[str, Any]:
     stages = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
@@ -164,9 +183,8 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()
     start = time.perf_counter()
-    done = 0
-    for batch in model_batches(files * passes, stages, config.batch_size, loader_workers, depth, on_gpu):
-        done += len(predictor(batch)["top1"])
+    done = predict_all(predictor, model_batches(files * passes, stages, config.batch_size, loader_workers, depth, on_gpu),
+                       calls_at_once)
     sync(predictor.device)
     seconds = time.perf_counter() - start
     telemetry = summarise(loop.stop(), done)
@@ -175,7 +193,8 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "device": str(predictor.device),
         "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
         "pipeline": config.pipeline, "precision": config.precision, "batch_size": config.batch_size,
-        "compiled": compile_model, "loader_workers": loader_workers, "images": done, "passes": passes,
+        "compiled": compile_model, "loader_workers": loader_workers, "calls_at_once": calls_at_once,
+        "images": done, "passes": passes,
         "seconds": seconds,
         "model_only_img_s": ceiling,
         "end_to_end_img_s": done / seconds,
@@ -231,6 +250,8 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--prefetch", type=int, default=16, help="Row groups read ahead.")
     parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")
+    parser.add_argument("--calls-at-once", type=int, default=1, help="Threads calling the model at once "
+                        "(a threaded model actor's max_concurrency).")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
     args = parser.parse_args()
     if args.summarise:
@@ -249,7 +270,8 @@ def main() -> None:
         else:
             where = (args.scratch or Path(scratch)) / f"synth-{args.format}-{args.images}"
             files = make_dataset(where, args.images, args.format, os.cpu_count() or 1)
-        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile, args.passes)
+        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile, args.passes,
+                     args.calls_at_once)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

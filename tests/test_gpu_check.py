@@ -90,3 +90,22 @@ def test_the_summary_table_has_one_row_per_check_with_its_figures():
     assert lines[0] == "NVIDIA H200; torch 2.11.0"
     assert lines[4] == "| a | fast | fp16 | 256 | no | 65,536 | 14,744 | 12,451 | 0.84 | 84 | 0.048 | 1.000 |"
     assert lines[5].endswith("| 0.25 | 84 | 0.048 | - |")
+
+
+def test_several_callers_predict_every_batch_exactly_once():
+    import threading
+
+    import numpy as np
+
+    from bench.gpu_check import predict_all
+
+    seen, lock = [], threading.Lock()
+
+    def predictor(batch):
+        with lock:
+            seen.extend(batch["id"].tolist())
+        return {"top1": batch["id"]}
+
+    batches = ({"id": np.arange(start, start + 4)} for start in range(0, 40, 4))
+    assert predict_all(predictor, batches, calls_at_once=3) == 40
+    assert sorted(seen) == list(range(40))
