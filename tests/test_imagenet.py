@@ -27,7 +27,8 @@ def prepare(runner, src: Path, out: Path, *args: str) -> dict:
 def rows_by_id(out: Path, manifest: dict) -> dict[str, dict]:
     table = pa.concat_tables([pq.read_table(out / s["file"]) for s in manifest["shards"]])
     columns = {name: table.column(name).to_pylist() for name in table.column_names if name != "image"}
-    images = image_array_to_numpy(table.column("image")) if manifest["format"] == "raw" else table.column("image").to_pylist()
+    decoded = manifest["format"] in ("raw", "pixels")
+    images = image_array_to_numpy(table.column("image")) if decoded else table.column("image").to_pylist()
     return {
         row_id: {**{k: v[i] for k, v in columns.items()}, "image": images[i]}
         for i, row_id in enumerate(columns["id"])
@@ -59,9 +60,11 @@ def test_counts_add_up_and_bad_files_are_named(runner, tree, tmp_path):
     assert sum(s["rows"] for s in m["shards"]) == m["totals"]["images"]
 
 
-def test_pixels_and_labels_match_an_independent_reference(runner, tree, tmp_path):
+@pytest.mark.parametrize("fmt", ["raw", "pixels"])
+def test_pixels_and_labels_match_an_independent_reference(runner, tree, tmp_path, fmt):
     out = tmp_path / "out"
-    m = prepare(runner, tree, out, "--split", "all")
+    m = prepare(runner, tree, out, "--split", "all", "--format", fmt)
+    assert m["format"] == fmt
     rows = rows_by_id(out, m)
     sources = {**fake.train_files(), **fake.val_files()}
     for rel, data in sources.items():
