@@ -2,13 +2,15 @@
 and nvidia-ml-py but no Ray. It drives the pipeline's own stages in one process: parquet shards
 (the synthetic generator's, made here, or ``--data DIR``) are read row group by row group and
 preprocessed by the variant's ``preprocess`` in a pool of loader threads that prefetch ahead
-(what Ray's read and map tasks do), pinned, and fed to the variant's ``Predictor`` (exactly
-what the Ray actors call) in the main thread, with the NVML sampler on. Prints one JSON object:
+(what Ray's read and map tasks do), regrouped into model batches in page-locked memory by one
+more thread, and fed to the variant's ``Predictor`` (exactly what the Ray actors call) in the
+main thread, with the NVML sampler on. Prints one JSON object:
 the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
 and reduced precision's cost against fp32.
 
     PYTHONPATH=. python3 -m bench.gpu_check                  # the default pipeline, its defaults
     PYTHONPATH=. python3 -m bench.gpu_check --pipeline seed  # the reference, for the ratio
+    bench/gpu_check.sh OUT_DIR                               # the prepared set of checks, one table
 
 Batch size and precision default to what `bench run` would use on this device.
 """
@@ -114,8 +116,8 @@ def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int,
 
 
 def pinned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Page-locked memory for pixels (its host-to-device copy is asynchronous and ~2x faster),
-    plain memory for the rest."""
+    """Page-locked memory for pixels (the host-to-device copy is then a DMA straight from it,
+    asynchronous to the host), plain memory for the rest."""
     if dtype != np.uint8:
         return np.empty(shape, dtype)
     return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
@@ -147,7 +149,7 @@ def model_batches(files: list[Path], stages, size: int, workers: int, depth: int
 def predict_all(predictor, batches: Iterator[dict[str, np.ndarray]], calls_at_once: int = 1) -> int:
     """Images predicted, ``calls_at_once`` threads calling the predictor at once (as a threaded
     model actor with that max_concurrency does): while one waits for its results, another
-    launches its batch, so the GPU is not left idle between batches."""
+    launches its batch. (On the H200 two callers measured no faster than one.)"""
     lock = threading.Lock()
 
     def caller() -> int:

@@ -116,7 +116,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
     kind = "cuda" if placement.actor_num_gpus else "cpu"
     default = RunConfig(device=kind).for_device(kind)
     if dataset.manifest["format"] not in DECODED_FORMATS:
-        raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw dataset (it makes the JPEG sample itself)")
+        raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw or pixels dataset (it makes the JPEG sample itself)")
     sample = precision.sample_batch(dataset.shard_files, dataset.filesystem, PREPROCESS_SAMPLE)
 
     log("1/5 preprocessing per core")

@@ -33,7 +33,7 @@ Shards = Annotated[
 ]
 RowsPerShard = Annotated[int, typer.Option(help="Images per parquet file (the reference uses ~1,000).")]
 Format = Annotated[str, typer.Option("--format", help="raw: 256x256x3 uint8 tensors (the reference schema); "
-                                     "pixels: the same pixels, one fixed-size binary value per image (read 20x "
+                                     "pixels: the same pixels, one fixed-size binary value per image (read ~10x "
                                      "faster: for fast GPUs); jpeg: encoded JPEG bytes with height and width.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 

@@ -7,7 +7,8 @@ storage type (a list of uint8), which ``image_array_to_numpy`` reshapes.
 
 Pixel shards hold the same 256x256x3 uint8 pixels, one fixed-size binary value per image: a
 list<uint8> column is decoded value by value (1.4 ms of CPU per image, more than 16 cores can
-do for a GPU that runs ResNet-50 at 14,000 img/s), a fixed-size binary one is copied (0.07 ms).
+do for a GPU that runs ResNet-50 at 14,000 img/s), a fixed-size binary one is copied (0.07-0.15
+ms, docs/performance.md "GPU").
 Ray reads it as an object array of bytes, which ``pixels_to_numpy`` turns into the same array.
 """
 

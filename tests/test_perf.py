@@ -75,7 +75,7 @@ def test_perf_refuses_a_jpeg_dataset(ray_local, tmp_path):
     from bench.errors import BenchError
 
     data = synth_dataset(tmp_path / "jpeg", 4, 8, "--format", "jpeg")
-    with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw dataset"):
+    with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw or pixels dataset"):
         perf.run(None, str(data), tmp_path / "perf", log=lambda line: None)
 
 
