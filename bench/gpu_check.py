@@ -232,27 +232,36 @@ def _maybe(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a prefetch depth of 0 would wait forever,
+    a negative one would silently skip row groups)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=8192, help="Synthetic images to make (ignored with --data).")
+    parser.add_argument("--images", type=positive, default=8192, help="Synthetic images to make (ignored with --data).")
     parser.add_argument("--format", default="raw", choices=FORMATS, help="Synthetic images' format "
                         "(pixels: raw pixels stored for fast reading, see `data-prep synth --help`).")
     parser.add_argument("--scratch", type=Path, help="Make the synthetic set here and keep it for the next check "
                         "(default: a temporary directory).")
     parser.add_argument("--data", type=Path, help="A data-prep dataset directory to read instead.")
-    parser.add_argument("--passes", type=int, default=1, help="Read the dataset this many times in the timed "
+    parser.add_argument("--passes", type=positive, default=1, help="Read the dataset this many times in the timed "
                         "run (a fast GPU finishes 8,192 images in seconds).")
     parser.add_argument("--out", type=Path, help="Also write the JSON object to this file.")
     parser.add_argument("--summarise", type=Path, metavar="DIR", help="Print a markdown table of the checks "
                         "written to DIR/*.json by --out, and exit.")
     parser.add_argument("--pipeline", default="fast", choices=["fast", "seed"])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    parser.add_argument("--batch-size", type=int, help="Default: what `bench run` uses on this device.")
+    parser.add_argument("--batch-size", type=positive, help="Default: what `bench run` uses on this device.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], help="Default: as `bench run`.")
-    parser.add_argument("--loader-workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
-    parser.add_argument("--prefetch", type=int, default=16, help="Row groups read ahead.")
+    parser.add_argument("--loader-workers", type=positive, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--prefetch", type=positive, default=16, help="Row groups read ahead.")
     parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")
-    parser.add_argument("--calls-at-once", type=int, default=1, help="Threads calling the model at once "
+    parser.add_argument("--calls-at-once", type=positive, default=1, help="Threads calling the model at once "
                         "(a threaded model actor's max_concurrency).")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
     args = parser.parse_args()

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The prepared one-call GPU check (docs/performance.md, "GPU"): on a machine with torch,
 # torchvision, pyarrow and nvidia-ml-py but no Ray, runs bench.gpu_check's variants one after
-# another on the same synthetic data, each under its own time limit, and prints their table.
-#   bench/gpu_check.sh [OUT_DIR]     # OUT_DIR/summary.md and OUT_DIR/runs/NAME.json
+# another on the same synthetic data, each under its own time limit, and prints their table;
+# exits 1 if any check failed (the others still run and are tabled).
+#   bench/gpu_check.sh [OUT_DIR [NAME...]]   # OUT_DIR/summary.md and OUT_DIR/runs/NAME.json;
+#                                           # NAMEs: run only those checks (names below)
 # PYTHON picks the interpreter (python3); GPU_CHECK_ARGS is added to every run (a CPU dry run:
 # GPU_CHECK_ARGS="--device cpu --images 64 --min-seconds 0.2 --precision fp32").
 set -uo pipefail
 out=${1:-gpu-check-out}
+shift $(( $# > 0 ? 1 : 0 ))
+only=" $* "
 python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -16,13 +20,15 @@ trap 'rm -rf "$scratch"' EXIT
 
 check() {  # NAME ARGS...: one bench.gpu_check run, its JSON kept as runs/NAME.json
     local name=$1; shift
+    [ "$only" = "  " ] || [[ "$only" == *" $name "* ]] || return 0
     echo "== $name ($*) $(date -u +%H:%M:%S)"
     timeout "${STEP_TIMEOUT_S:-240}" "$python" -m bench.gpu_check --scratch "$scratch" --out "$out/runs/$name.json" \
         "$@" ${GPU_CHECK_ARGS:-} \
         > /dev/null 2> "$scratch/$name.stderr"
     local rc=$?
-    [ "$rc" = 0 ] || { echo "   $name failed (rc $rc):"; tail -n 8 "$scratch/$name.stderr"; }
+    [ "$rc" = 0 ] || { echo "   $name failed (rc $rc):"; tail -n 8 "$scratch/$name.stderr"; failed=$((failed + 1)); }
 }
+failed=0
 
 date -u
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm --format=csv || true
@@ -35,3 +41,4 @@ check fast-bf16-pixels --format pixels --passes 8 --precision bf16
 check fast-fp16-pixels-b512 --format pixels --passes 8 --batch-size 512
 check fast-fp16-jpeg --format jpeg --passes 2                # JPEG bytes decoded on the CPU threads
 "$python" -m bench.gpu_check --summarise "$out/runs" | tee "$out/summary.md"
+[ "$failed" = 0 ] || { echo "$failed check(s) failed: their errors are above" >&2; exit 1; }

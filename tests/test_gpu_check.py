@@ -109,3 +109,28 @@ def test_several_callers_predict_every_batch_exactly_once():
     batches = ({"id": np.arange(start, start + 4)} for start in range(0, 40, 4))
     assert predict_all(predictor, batches, calls_at_once=3) == 40
     assert sorted(seen) == list(range(40))
+
+
+CPU_DRY_RUN = "--device cpu --images 16 --batch-size 8 --min-seconds 0.1 --precision fp32 --passes 1 --loader-workers 1"
+
+
+@pytest.mark.slow
+def test_the_prepared_script_runs_the_checks_asked_for_and_tables_them(tmp_path):
+    # The script a lent GPU machine runs, dry-run on the CPU (two of its checks, to stay quick):
+    # each check leaves its JSON and its row; a check that fails makes the script fail, with
+    # its error shown, instead of vanishing from the table.
+    script = str(REPO / "bench" / "gpu_check.sh")
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "GPU_CHECK_ARGS": CPU_DRY_RUN}
+    proc = subprocess.run(["bash", script, str(tmp_path / "ok"), "fast-fp16-pixels", "seed-fp32"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = sorted(path.stem for path in (tmp_path / "ok" / "runs").glob("*.json"))
+    assert names == ["fast-fp16-pixels", "seed-fp32"]
+    table = (tmp_path / "ok" / "summary.md").read_text()
+    assert "| fast-fp16-pixels | fast | fp32 | 8 | no | 16 |" in table and "| seed-fp32 | seed | fp32 | 8 | no | 16 |" in table
+
+    env["GPU_CHECK_ARGS"] = CPU_DRY_RUN + " --prefetch 0"  # refused: the check fails
+    proc = subprocess.run(["bash", script, str(tmp_path / "bad"), "fast-fp16"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "1 check(s) failed" in proc.stderr
+    assert "--prefetch: must be at least 1, not 0" in proc.stdout  # the check's own error, shown
