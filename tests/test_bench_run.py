@@ -79,8 +79,6 @@ def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
     assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-4
 
 
-# How far each reduced precision may move the logits of the seeded random ResNet-50 (relative
-# L2 per image). Random weights are a hard case for int8: measured 3-6% here.
 @pytest.mark.slow
 def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, bundles, tmp_path):
     from conftest import run_cli
@@ -96,6 +94,8 @@ def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, b
     assert all(np.array_equal(ours[ident], raw[ident]) for ident in raw)
 
 
+# How far each reduced precision may move the logits of the seeded random ResNet-50 (relative
+# L2 per image). Random weights are a hard case for int8: measured 3-6% here.
 TOLERANCE = {"bf16": 0.05, "int8": 0.1}
 
 
