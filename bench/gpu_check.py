@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +47,10 @@ from data_prep.shards import COLUMNS, FORMATS, table_to_batch
 
 
 def make_dataset(directory: Path, images: int, fmt: str, workers: int) -> list[Path]:
-    """Synthetic shards, exactly as `data-prep synth` writes them (manifest aside); made once
-    per directory, so several checks in one call share them."""
-    done = directory / "complete"
-    if not done.exists():
-        jobs = synth.plan(images, 0, fmt, synth.DEFAULT_ROWS_PER_SHARD)
-        (directory / "shards").mkdir(parents=True, exist_ok=True)
-        (directory / "_records").mkdir(exist_ok=True)
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(synth.build_shard, [str(directory)] * len(jobs), jobs))
-        done.touch()
-    return sorted(directory.glob("shards/*.parquet"))
+    """Synthetic shards made by `data-prep synth`'s own builder (manifest and checksums
+    included); a directory already complete is kept, so several checks in one call share it."""
+    synth.generate(str(directory), images, fmt=fmt, workers=workers, show_progress=False)
+    return dataset_files(directory)
 
 
 def dataset_files(directory: Path) -> list[Path]:
