@@ -6,7 +6,9 @@ preprocessed by the variant's ``preprocess`` in a pool of loader threads that pr
 more thread, and fed to the variant's ``Predictor`` (exactly what the Ray actors call) in the
 main thread, with the NVML sampler on. Prints one JSON object:
 the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
-and reduced precision's cost against fp32.
+and reduced precision's cost against fp32. Two more figures split the gap between the ceiling
+and end to end: the predictor's full call (copy in, normalise, forward, results out) on a batch
+already in host memory, without the loader; and the host-to-device copy's bandwidth.
 
     PYTHONPATH=. python3 -m bench.gpu_check                  # the default pipeline, its defaults
     PYTHONPATH=. python3 -m bench.gpu_check --pipeline seed  # the reference, for the ratio
@@ -41,7 +43,7 @@ from bench.config import RunConfig
 from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
-from bench.timing import model_ceiling, sync
+from bench.timing import images_per_second, model_ceiling, sync
 from data_prep import synth
 from data_prep.shards import COLUMNS, FORMATS, table_to_batch
 
@@ -139,23 +141,51 @@ def model_batches(files: list[Path], stages, size: int, workers: int, depth: int
         yield item
 
 
-def predict_all(predictor, batches: Iterator[dict[str, np.ndarray]], calls_at_once: int = 1) -> int:
-    """Images predicted, ``calls_at_once`` threads calling the predictor at once (as a threaded
-    model actor with that max_concurrency does): while one waits for its results, another
-    launches its batch. (On the H200 two callers measured no faster than one.)"""
+def predict_all(predictor, batches: Iterator[dict[str, np.ndarray]], calls_at_once: int = 1) -> dict[str, np.ndarray]:
+    """Every image's id and top-1 class, ``calls_at_once`` threads calling the predictor at once
+    (as a threaded model actor with that max_concurrency does): while one waits for its results,
+    another launches its batch, on its own CUDA stream (bench.stages.fast)."""
     lock = threading.Lock()
 
-    def caller() -> int:
-        done = 0
+    def caller() -> list[dict[str, np.ndarray]]:
+        outputs = []
         while True:
             with lock:
                 batch = next(batches, None)
             if batch is None:
-                return done
-            done += len(predictor(batch)["top1"])
+                return outputs
+            out = predictor(batch)
+            outputs.append({"id": out["id"], "top1": out["top1"]})
 
     with ThreadPoolExecutor(calls_at_once, thread_name_prefix="call") as pool:
-        return sum(pool.map(lambda _: caller(), range(calls_at_once)))
+        outputs = [out for outs in pool.map(lambda _: caller(), range(calls_at_once)) for out in outs]
+    if not outputs:
+        return {"id": np.array([], object), "top1": np.array([], np.int32)}
+    return {key: np.concatenate([out[key] for out in outputs]) for key in ("id", "top1")}
+
+
+def share_matching(predicted: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float | None:
+    """The share of ``predicted``'s rows, among those whose id ``reference`` holds, with the same
+    top-1 class (None if none is there): the end-to-end run's answers against one serial call's.
+    Calls at once, streams and regrouping must not change what is computed; random weights
+    leave some top-1 margins tiny, so a share just under 1 can be reduced precision's own
+    run-to-run noise, while a race between calls shows as far less."""
+    expected = dict(zip(reference["id"].tolist(), reference["top1"].tolist()))
+    pairs = [(top1, expected[i]) for i, top1 in zip(predicted["id"].tolist(), predicted["top1"].tolist()) if i in expected]
+    return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
+
+
+def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: float) -> dict[str, float] | None:
+    """GB/s of copying one batch's pixels to the GPU from page-locked memory (as the loader
+    here hands them over) and from ordinary memory (as Ray's object store does); None on a CPU."""
+    if device.type != "cuda":
+        return None
+    pageable = torch.from_numpy(np.array(pixels))
+    rates = {}
+    for name, host in (("pinned", pageable.pin_memory()), ("pageable", pageable)):
+        calls_per_s = images_per_second(lambda: host.to(device, non_blocking=True), 1, min_seconds, device=device)
+        rates[name] = calls_per_s * host.nbytes / 1e9
+    return rates
 
 
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
@@ -169,8 +199,11 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     if compile_model:
         predictor.model = torch.compile(predictor.model)
     on_gpu = predictor.device.type == "cuda"
-    first = next(rebatched(prefetched(files[:1], stages, 1, 1), config.batch_size))
+    first = next(rebatched(prefetched(files[:1], stages, 1, 1), config.batch_size, pinned_empty if on_gpu else np.empty))
     ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
+    predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), min_seconds,
+                                       device=predictor.device, streams=calls_at_once)
+    copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(min_seconds, 1.0))
     cost = None
     if config.precision != "fp32":
         cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
@@ -178,10 +211,11 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()
     start = time.perf_counter()
-    done = predict_all(predictor, model_batches(files * passes, stages, config.batch_size, loader_workers, depth, on_gpu),
-                       calls_at_once)
+    predicted = predict_all(predictor, model_batches(files * passes, stages, config.batch_size, loader_workers, depth,
+                                                     on_gpu), calls_at_once)
     sync(predictor.device)
     seconds = time.perf_counter() - start
+    done = len(predicted["id"])
     telemetry = summarise(loop.stop(), done)
     gpu_util = [g["util_pct"]["mean"] for g in telemetry["gpus"] if g["util_pct"]]
     return {
@@ -192,7 +226,10 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "images": done, "passes": passes,
         "seconds": seconds,
         "model_only_img_s": ceiling,
+        "predictor_only_img_s": predictor_only,
+        "host_to_device_gb_s": copy_gb_s,
         "end_to_end_img_s": done / seconds,
+        "top1_matches_serial_call": share_matching(predicted, predictor(first)),
         "end_to_end_over_ceiling": done / seconds / ceiling,
         "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
         "energy_j_per_image": telemetry["energy_j_per_image"],
@@ -209,14 +246,19 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
     first = next(iter(results.values()), None)
     rows = [] if first is None else [f"{first['gpu'] or first['device']}; " + ", ".join(
         f"{name} {version}" for name, version in first["versions"].items()), ""]
-    rows += ["| check | pipeline | precision | batch | compiled | images | model only img/s | end to end img/s "
-            "| e2e / ceiling | GPU util % | J/image | top-1 vs fp32 |", "|" + "---|" * 12]
+    rows += ["| check | pipeline | precision | batch | compiled | calls at once | images | model only img/s "
+             "| predictor only img/s | end to end img/s | e2e / ceiling | GPU util % | J/image | top-1 vs fp32 "
+             "| copy GB/s pinned, pageable | top-1 = serial call |", "|" + "---|" * 16]
     for name, r in results.items():
         cost = r.get("precision_cost") or {}
+        copy = r.get("host_to_device_gb_s")
         cells = [name, r["pipeline"], r["precision"], r["batch_size"], "yes" if r["compiled"] else "no",
-                 f"{r['images']:,}", f"{r['model_only_img_s']:,.0f}", f"{r['end_to_end_img_s']:,.0f}",
+                 r.get("calls_at_once", 1), f"{r['images']:,}", f"{r['model_only_img_s']:,.0f}",
+                 _maybe(r.get("predictor_only_img_s"), ",.0f"), f"{r['end_to_end_img_s']:,.0f}",
                  f"{r['end_to_end_over_ceiling']:.2f}", _maybe(r["gpu_util_mean_pct"], ".0f"),
-                 _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f")]
+                 _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f"),
+                 "-" if copy is None else f"{copy['pinned']:.1f}, {copy['pageable']:.1f}",
+                 _maybe(r.get("top1_matches_serial_call"), ".3f")]
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
 

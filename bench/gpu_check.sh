@@ -35,8 +35,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.s
 "$python" -c 'import sys, torch, torchvision; print(sys.version.split()[0], torch.__version__, torchvision.__version__, torch.version.cuda)'
 check fast-fp16 --passes 4                                   # the default pipeline at its GPU defaults
 check fast-fp16-pixels --format pixels --passes 8            # the same pixels, stored for fast reading
+check fast-fp16-pixels-2calls --format pixels --passes 8 --calls-at-once 2  # a copy on one stream overlaps a forward on another
 check seed-fp32 --pipeline seed                              # the reference pipeline, for the ratio
 check fast-fp16-pixels-compiled --format pixels --passes 8 --compile  # torch.compile: kept only if it pays
+check fast-fp16-pixels-compiled-2calls --format pixels --passes 8 --compile --calls-at-once 2
 check fast-bf16-pixels --format pixels --passes 8 --precision bf16
 check fast-fp16-pixels-b512 --format pixels --passes 8 --batch-size 512
 check fast-fp16-jpeg --format jpeg --passes 2                # JPEG bytes decoded on the CPU threads

@@ -26,6 +26,8 @@ def test_gpu_check_drives_the_pipeline_stages_and_reports(tmp_path):
     assert result["device"] == "cpu" and result["images"] == 20  # every image, last batch partial
     assert result["model_only_img_s"] > 0 and result["end_to_end_img_s"] > 0
     assert result["end_to_end_over_ceiling"] == pytest.approx(result["end_to_end_img_s"] / result["model_only_img_s"])
+    assert result["predictor_only_img_s"] > 0 and result["host_to_device_gb_s"] is None  # no copy on a CPU
+    assert result["top1_matches_serial_call"] == 1.0  # its first batch is the serial call's: same answers on a CPU
     assert result["telemetry"]["nodes"]  # host telemetry sampled alongside
     if result["precision"] != "fp32":
         assert result["precision_cost"]["images"] == 20  # the first shard's first 64 rows, as `bench run`
@@ -79,17 +81,22 @@ def test_a_loader_failure_reaches_the_caller_instead_of_ending_the_run_short(tmp
 def test_the_summary_table_has_one_row_per_check_with_its_figures():
     from bench.gpu_check import summary_table
 
-    def result(e2e, ceiling, cost):
+    def result(e2e, ceiling, cost, **newer):
         return {"gpu": "NVIDIA H200", "device": "cuda:0", "versions": {"torch": "2.11.0"}, "pipeline": "fast",
                 "precision": "fp16", "batch_size": 256, "compiled": False, "images": 65536,
                 "model_only_img_s": ceiling, "end_to_end_img_s": e2e, "end_to_end_over_ceiling": e2e / ceiling,
-                "gpu_util_mean_pct": 84.2, "energy_j_per_image": 0.0479, "precision_cost": cost}
+                "gpu_util_mean_pct": 84.2, "energy_j_per_image": 0.0479, "precision_cost": cost, **newer}
 
-    text = summary_table({"a": result(12451.0, 14744.0, {"top1_agreement": 1.0}), "b": result(2000.0, 8000.0, None)})
+    text = summary_table({
+        "a": result(12451.0, 14744.0, {"top1_agreement": 1.0}, calls_at_once=2, predictor_only_img_s=13502.4,
+                    host_to_device_gb_s={"pinned": 24.61, "pageable": 9.04}, top1_matches_serial_call=0.9961),
+        "b": result(2000.0, 8000.0, None),  # written before the split figures existed
+    })
     lines = text.splitlines()
     assert lines[0] == "NVIDIA H200; torch 2.11.0"
-    assert lines[4] == "| a | fast | fp16 | 256 | no | 65,536 | 14,744 | 12,451 | 0.84 | 84 | 0.048 | 1.000 |"
-    assert lines[5].endswith("| 0.25 | 84 | 0.048 | - |")
+    assert lines[4] == ("| a | fast | fp16 | 256 | no | 2 | 65,536 | 14,744 | 13,502 | 12,451 | 0.84 | 84 | 0.048 "
+                        "| 1.000 | 24.6, 9.0 | 0.996 |")
+    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - |"
 
 
 def test_several_callers_predict_every_batch_exactly_once():
@@ -104,11 +111,23 @@ def test_several_callers_predict_every_batch_exactly_once():
     def predictor(batch):
         with lock:
             seen.extend(batch["id"].tolist())
-        return {"top1": batch["id"]}
+        return {"id": batch["id"], "top1": batch["id"] % 7}
 
     batches = ({"id": np.arange(start, start + 4)} for start in range(0, 40, 4))
-    assert predict_all(predictor, batches, calls_at_once=3) == 40
+    predicted = predict_all(predictor, batches, calls_at_once=3)
     assert sorted(seen) == list(range(40))
+    assert sorted(zip(predicted["id"].tolist(), predicted["top1"].tolist())) == [(i, i % 7) for i in range(40)]
+
+
+def test_the_end_to_end_answers_are_checked_against_a_serial_call_on_the_ids_it_holds():
+    import numpy as np
+
+    from bench.gpu_check import share_matching
+
+    reference = {"id": np.array(["a", "b"], object), "top1": np.array([3, 4])}
+    predicted = {"id": np.array(["a", "c", "b", "a", "b"], object), "top1": np.array([3, 9, 4, 3, 1])}
+    assert share_matching(predicted, reference) == 0.75  # c is not in the reference; one b differs
+    assert share_matching({"id": np.array(["c"], object), "top1": np.array([1])}, reference) is None
 
 
 CPU_DRY_RUN = "--device cpu --images 16 --batch-size 8 --min-seconds 0.1 --precision fp32 --passes 1 --loader-workers 1"
@@ -127,7 +146,8 @@ def test_the_prepared_script_runs_the_checks_asked_for_and_tables_them(tmp_path)
     names = sorted(path.stem for path in (tmp_path / "ok" / "runs").glob("*.json"))
     assert names == ["fast-fp16-pixels", "seed-fp32"]
     table = (tmp_path / "ok" / "summary.md").read_text()
-    assert "| fast-fp16-pixels | fast | fp32 | 8 | no | 16 |" in table and "| seed-fp32 | seed | fp32 | 8 | no | 16 |" in table
+    assert "| fast-fp16-pixels | fast | fp32 | 8 | no | 1 | 16 |" in table
+    assert "| seed-fp32 | seed | fp32 | 8 | no | 1 | 16 |" in table
 
     env["GPU_CHECK_ARGS"] = CPU_DRY_RUN + " --prefetch 0"  # refused: the check fails
     proc = subprocess.run(["bash", script, str(tmp_path / "bad"), "fast-fp16"], cwd=tmp_path,

@@ -6,10 +6,15 @@
 - The model's device converts to float and normalises (the same float32 arithmetic as
   torchvision's Normalize), with channels_last memory: NHWC uint8 pixels permuted to NCHW are
   already channels_last, so no copy is needed.
+- On a GPU each calling thread has a CUDA stream of its own, so that when an actor runs two
+  calls at once, one call's host-to-device copy overlaps the other's forward pass (on one
+  stream, the copy waits for the compute before it, and the compute for the copy).
 - JPEG data is decoded with libjpeg's DCT-domain downscaling, resized in uint8 and cropped.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -46,6 +51,16 @@ class Predictor(ModelStage):
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
         self.threads_per_call = threads_per_call(self.device, calls_at_once)
+        self._per_thread = threading.local()  # on a GPU: this thread's CUDA stream
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.device.type != "cuda":
+            return super().__call__(batch)
+        stream = getattr(self._per_thread, "stream", None)
+        if stream is None:
+            stream = self._per_thread.stream = torch.cuda.Stream(self.device)
+        with torch.cuda.stream(stream):  # copy, forward and the read of results in order, on this stream
+            return super().__call__(batch)
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:
         with read_only_input():  # wrapped without a copy: nothing here writes to it
