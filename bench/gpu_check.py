@@ -40,7 +40,7 @@ import torchvision
 
 from bench import precision, quantize
 from bench.config import RunConfig
-from bench.stages import variant
+from bench.stages import preprocess_for, variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import images_per_second, model_ceiling, sync
@@ -48,29 +48,33 @@ from data_prep import synth
 from data_prep.shards import COLUMNS, FORMATS, table_to_batch
 
 
-def make_dataset(directory: Path, images: int, fmt: str, workers: int) -> list[Path]:
+def make_dataset(directory: Path, images: int, fmt: str, workers: int) -> tuple[list[Path], str]:
     """Synthetic shards made by `data-prep synth`'s own builder (manifest and checksums
     included); a directory already complete is kept, so several checks in one call share it."""
     synth.generate(str(directory), images, fmt=fmt, workers=workers, show_progress=False)
-    return dataset_files(directory)
+    return dataset(directory)
 
 
-def dataset_files(directory: Path) -> list[Path]:
+def dataset(directory: Path) -> tuple[list[Path], str]:
+    """A data-prep dataset's shard files and format, from its manifest."""
     manifest = json.loads((directory / "manifest.json").read_text())
-    return [directory / shard["file"] for shard in manifest["shards"]]
+    return [directory / shard["file"] for shard in manifest["shards"]], manifest["format"]
 
 
 def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
     return table_to_batch(pq.ParquetFile(path).read_row_group(index, columns=COLUMNS))
 
 
-def prefetched(files: list[Path], stages, workers: int, depth: int) -> Iterator[dict[str, np.ndarray]]:
+Preprocess = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def prefetched(files: list[Path], preprocess: Preprocess, workers: int, depth: int) -> Iterator[dict[str, np.ndarray]]:
     """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by
     ``workers`` threads (pyarrow and numpy release the GIL while they work)."""
     units = [(path, i) for path in files for i in range(pq.ParquetFile(path).num_row_groups)]
 
     def load(unit: tuple[Path, int]) -> dict[str, np.ndarray]:
-        return stages.preprocess(read_row_group(*unit))
+        return preprocess(read_row_group(*unit))
 
     with ThreadPoolExecutor(workers) as pool:
         pending: queue.Queue = queue.Queue()
@@ -118,7 +122,7 @@ def pinned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
 
 
-def model_batches(files: list[Path], stages, size: int, workers: int, depth: int, pin: bool,
+def model_batches(files: list[Path], preprocess: Preprocess, size: int, workers: int, depth: int, pin: bool,
                   ahead: int = 2) -> Iterator[dict[str, np.ndarray]]:
     """Model-sized batches, regrouped (on a GPU into page-locked memory) by a thread of their
     own, ``ahead`` batches ahead: the main thread, like a model actor, only copies to the device
@@ -128,7 +132,7 @@ def model_batches(files: list[Path], stages, size: int, workers: int, depth: int
 
     def fill() -> None:
         try:
-            for batch in rebatched(prefetched(files, stages, workers, depth), size, pinned_empty if pin else np.empty):
+            for batch in rebatched(prefetched(files, preprocess, workers, depth), size, pinned_empty if pin else np.empty):
                 ready.put(batch)
             ready.put(finished)
         except BaseException as error:  # re-raised in the main thread: no batch is lost silently
@@ -177,8 +181,9 @@ def share_matching(predicted: dict[str, np.ndarray], reference: dict[str, np.nda
 
 def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: float) -> dict[str, float] | None:
     """GB/s of copying one batch's pixels to the GPU from page-locked memory (as the loader
-    here hands them over) and from ordinary memory (as Ray's object store does); None on a CPU."""
-    if device.type != "cuda":
+    here hands them over) and from ordinary memory (as Ray's object store does); None on a CPU
+    or for JPEG bytes."""
+    if device.type != "cuda" or pixels.dtype != np.uint8:
         return None
     pageable = torch.from_numpy(np.array(pixels))
     rates = {}
@@ -188,9 +193,22 @@ def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: f
     return rates
 
 
+def decoding_cost(predictor, stages, sample: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What decoding JPEG on the model's device costs: its logits against those of the same
+    images decoded on the CPU (the variant's ``preprocess``), at the run's precision."""
+    on_device = predictor.logits(sample["image"], predictor.precision)
+    on_cpu = predictor.logits(stages.preprocess(sample)["image"], predictor.precision)
+    return {"against": "decoding on the CPU", **precision.logit_agreement(on_device, on_cpu)}
+
+
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
-        compile_model: bool = False, passes: int = 1, calls_at_once: int = 1) -> dict[str, Any]:
+        compile_model: bool = False, passes: int = 1, calls_at_once: int = 1, fmt: str = "raw",
+        decode_on_device: bool = False) -> dict[str, Any]:
+    """The figures of one check on ``files``, a dataset of format ``fmt`` (see the module's
+    docstring); with ``decode_on_device``, JPEG is decoded by the Predictor on its device."""
     stages = variant(config.pipeline)
+    # read_row_group gives pixel shards as arrays already, so only JPEG's choice matters here
+    load = preprocess_for(stages, fmt, decode_on_device) if decode_on_device else stages.preprocess
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
         int8_state = quantize.int8_state_for(stages, config.weights, config.seed, quantize.calibration_batch(files))
@@ -199,7 +217,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     if compile_model:
         predictor.model = torch.compile(predictor.model)
     on_gpu = predictor.device.type == "cuda"
-    first = next(rebatched(prefetched(files[:1], stages, 1, 1), config.batch_size, pinned_empty if on_gpu else np.empty))
+    first = next(rebatched(prefetched(files[:1], load, 1, 1), config.batch_size, pinned_empty if on_gpu else np.empty))
     ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
     predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), min_seconds,
                                        device=predictor.device, streams=calls_at_once)
@@ -207,11 +225,12 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     cost = None
     if config.precision != "fp32":
         cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
+    decode_cost = decoding_cost(predictor, stages, precision.sample_batch(files)) if decode_on_device else None
 
     loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()
     start = time.perf_counter()
-    predicted = predict_all(predictor, model_batches(files * passes, stages, config.batch_size, loader_workers, depth,
+    predicted = predict_all(predictor, model_batches(files * passes, load, config.batch_size, loader_workers, depth,
                                                      on_gpu), calls_at_once)
     sync(predictor.device)
     seconds = time.perf_counter() - start
@@ -223,6 +242,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
         "pipeline": config.pipeline, "precision": config.precision, "batch_size": config.batch_size,
         "compiled": compile_model, "loader_workers": loader_workers, "calls_at_once": calls_at_once,
+        "format": fmt, "decode_on_device": decode_on_device,
         "images": done, "passes": passes,
         "seconds": seconds,
         "model_only_img_s": ceiling,
@@ -234,6 +254,7 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
         "energy_j_per_image": telemetry["energy_j_per_image"],
         "precision_cost": cost,
+        "decoding_cost": decode_cost,
         "telemetry": telemetry,
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "cuda": torch.version.cuda,
                      "cudnn": torch.backends.cudnn.version(), "numpy": np.__version__, "pyarrow": pa.__version__},
@@ -248,7 +269,7 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
         f"{name} {version}" for name, version in first["versions"].items()), ""]
     rows += ["| check | pipeline | precision | batch | compiled | calls at once | images | model only img/s "
              "| predictor only img/s | end to end img/s | e2e / ceiling | GPU util % | J/image | top-1 vs fp32 "
-             "| copy GB/s pinned, pageable | top-1 = serial call |", "|" + "---|" * 16]
+             "| copy GB/s pinned, pageable | top-1 = serial call | top-1 vs CPU decoding |", "|" + "---|" * 17]
     for name, r in results.items():
         cost = r.get("precision_cost") or {}
         copy = r.get("host_to_device_gb_s")
@@ -258,7 +279,8 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
                  f"{r['end_to_end_over_ceiling']:.2f}", _maybe(r["gpu_util_mean_pct"], ".0f"),
                  _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f"),
                  "-" if copy is None else f"{copy['pinned']:.1f}, {copy['pageable']:.1f}",
-                 _maybe(r.get("top1_matches_serial_call"), ".3f")]
+                 _maybe(r.get("top1_matches_serial_call"), ".3f"),
+                 _maybe((r.get("decoding_cost") or {}).get("top1_agreement"), ".3f")]
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
 
@@ -299,6 +321,9 @@ def main() -> None:
     parser.add_argument("--calls-at-once", type=positive, default=1, help="Threads calling the model at once "
                         "(a threaded model actor's max_concurrency).")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
+    parser.add_argument("--decode-on-device", action="store_true", help="JPEG data only: decode, resize and crop "
+                        "on the model's device (nvJPEG on a GPU) instead of in the loader threads; its cost against "
+                        "CPU decoding is reported as decoding_cost.")
     args = parser.parse_args()
     if args.summarise:
         runs = sorted(args.summarise.glob("*.json"), key=lambda path: path.stat().st_mtime)  # in the order run
@@ -310,14 +335,19 @@ def main() -> None:
                        precision=args.precision).for_device(kind)
     if args.compile and config.precision == "int8":
         parser.error("--compile applies to float precisions (int8 runs torch's quantized kernels): add --precision fp32")
+    if args.decode_on_device and args.pipeline != "fast":
+        parser.error("--decode-on-device needs the fast pipeline (seed decodes on the CPU, as the reference did)")
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         if args.data:
-            files = dataset_files(args.data)
+            files, fmt = dataset(args.data)
         else:
             where = (args.scratch or Path(scratch)) / f"synth-{args.format}-{args.images}"
-            files = make_dataset(where, args.images, args.format, os.cpu_count() or 1)
+            files, fmt = make_dataset(where, args.images, args.format, os.cpu_count() or 1)
+        if args.decode_on_device and fmt != "jpeg":
+            parser.error(f"--decode-on-device needs JPEG data; {args.data or where} holds {fmt} "
+                         "(make it with --format jpeg)")
         result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile, args.passes,
-                     args.calls_at_once)
+                     args.calls_at_once, fmt, args.decode_on_device)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

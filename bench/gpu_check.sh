@@ -42,5 +42,7 @@ check fast-fp16-pixels-compiled-2calls --format pixels --passes 8 --compile --ca
 check fast-bf16-pixels --format pixels --passes 8 --precision bf16
 check fast-fp16-pixels-b512 --format pixels --passes 8 --batch-size 512
 check fast-fp16-jpeg --format jpeg --passes 2                # JPEG bytes decoded on the CPU threads
+check fast-fp16-jpeg-device-decode --format jpeg --passes 4 --decode-on-device  # decoded by nvJPEG, resized on the GPU
+check fast-fp16-jpeg-device-decode-2calls --format jpeg --passes 4 --decode-on-device --calls-at-once 2
 "$python" -m bench.gpu_check --summarise "$out/runs" | tee "$out/summary.md"
 [ "$failed" = 0 ] || { echo "$failed check(s) failed: their errors are above" >&2; exit 1; }

@@ -41,13 +41,18 @@ def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[s
     chunks = [images[i : i + CHUNK] for i in range(0, len(images), CHUNK)]  # activations stay small
     reduced = torch.cat([predictor.logits(c, predictor.precision).float() for c in chunks])
     exact = torch.cat([predictor.logits(c, "fp32").float() for c in chunks])
-    relative = (torch.linalg.vector_norm(reduced - exact, dim=1) / torch.linalg.vector_norm(exact, dim=1)).cpu()
+    return {"precision": predictor.precision, "against": "fp32", "device": str(predictor.device),
+            **logit_agreement(reduced, exact)}
+
+
+def logit_agreement(logits: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:
+    """Images compared, top-1 agreement and relative logit error (L2 per image) of ``logits``
+    against ``reference`` for the same images."""
+    logits, reference = logits.float(), reference.float()
+    relative = (torch.linalg.vector_norm(logits - reference, dim=1) / torch.linalg.vector_norm(reference, dim=1)).cpu()
     return {
-        "precision": predictor.precision,
-        "against": "fp32",
-        "device": str(predictor.device),
-        "images": int(len(exact)),
-        "top1_agreement": float((reduced.argmax(1) == exact.argmax(1)).float().mean()),
+        "images": int(len(reference)),
+        "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).float().mean()),
         "rel_logit_error_mean": float(relative.mean()),
         "rel_logit_error_max": float(relative.max()),
     }

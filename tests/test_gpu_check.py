@@ -12,13 +12,15 @@ from conftest import REPO
 
 
 @pytest.mark.slow
-def test_gpu_check_drives_the_pipeline_stages_and_reports(tmp_path):
+@pytest.mark.parametrize("data", [[], ["--format", "jpeg", "--decode-on-device", "--calls-at-once", "2"]],
+                         ids=["raw", "jpeg-decoded-by-the-predictor"])
+def test_gpu_check_drives_the_pipeline_stages_and_reports(tmp_path, data):
     # -S-free but Ray-free: block `import ray` to prove the check does not need it.
     blocker = tmp_path / "ray.py"
     blocker.write_text("raise ImportError('Ray is not on the GPU machine')\n")
     proc = subprocess.run(
         [sys.executable, "-m", "bench.gpu_check", "--images", "20", "--batch-size", "8", "--device", "cpu",
-         "--min-seconds", "0.2", "--loader-workers", "2", "--prefetch", "2"],
+         "--min-seconds", "0.2", "--loader-workers", "2", "--prefetch", "2", *data],
         cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -31,6 +33,18 @@ def test_gpu_check_drives_the_pipeline_stages_and_reports(tmp_path):
     assert result["telemetry"]["nodes"]  # host telemetry sampled alongside
     if result["precision"] != "fp32":
         assert result["precision_cost"]["images"] == 20  # the first shard's first 64 rows, as `bench run`
+    if data:  # synthetic JPEGs are 256x256 and libjpeg-turbo decodes them as Pillow does: no cost here
+        assert result["decoding_cost"]["images"] == 20 and result["decoding_cost"]["rel_logit_error_max"] == 0.0
+    else:
+        assert result["decoding_cost"] is None
+
+
+def test_gpu_check_refuses_to_decode_on_the_device_what_is_not_jpeg(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--images", "4", "--device", "cpu",
+                           "--scratch", str(tmp_path), "--decode-on-device"],
+                          cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "--decode-on-device needs JPEG data" in proc.stderr
+    assert "synth-raw-4 holds raw (make it with --format jpeg)" in proc.stderr
 
 
 def test_rebatching_keeps_every_image_once_in_order():
@@ -63,8 +77,6 @@ def test_rebatching_copies_each_column_once_into_the_arrays_it_is_given():
 
 
 def test_a_loader_failure_reaches_the_caller_instead_of_ending_the_run_short(tmp_path):
-    from types import SimpleNamespace
-
     from bench.gpu_check import model_batches
 
     import pyarrow as pa
@@ -75,7 +87,7 @@ def test_a_loader_failure_reaches_the_caller_instead_of_ending_the_run_short(tmp
 
     pq.write_table(pa.table({"id": ["a", "b"], "label": [0, 1], "image": [b"x", b"y"]}), tmp_path / "s.parquet")
     with pytest.raises(RuntimeError, match="bad row group"):
-        list(model_batches([tmp_path / "s.parquet"], SimpleNamespace(preprocess=preprocess), 2, 1, 1, pin=False))
+        list(model_batches([tmp_path / "s.parquet"], preprocess, 2, 1, 1, pin=False))
 
 
 def test_the_summary_table_has_one_row_per_check_with_its_figures():
@@ -89,14 +101,15 @@ def test_the_summary_table_has_one_row_per_check_with_its_figures():
 
     text = summary_table({
         "a": result(12451.0, 14744.0, {"top1_agreement": 1.0}, calls_at_once=2, predictor_only_img_s=13502.4,
-                    host_to_device_gb_s={"pinned": 24.61, "pageable": 9.04}, top1_matches_serial_call=0.9961),
+                    host_to_device_gb_s={"pinned": 24.61, "pageable": 9.04}, top1_matches_serial_call=0.9961,
+                    decoding_cost={"top1_agreement": 0.984}),
         "b": result(2000.0, 8000.0, None),  # written before the split figures existed
     })
     lines = text.splitlines()
     assert lines[0] == "NVIDIA H200; torch 2.11.0"
     assert lines[4] == ("| a | fast | fp16 | 256 | no | 2 | 65,536 | 14,744 | 13,502 | 12,451 | 0.84 | 84 | 0.048 "
-                        "| 1.000 | 24.6, 9.0 | 0.996 |")
-    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - |"
+                        "| 1.000 | 24.6, 9.0 | 0.996 | 0.984 |")
+    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - | - |"
 
 
 def test_several_callers_predict_every_batch_exactly_once():

@@ -9,7 +9,9 @@
 - On a GPU each calling thread has a CUDA stream of its own, so that when an actor runs two
   calls at once, one call's host-to-device copy overlaps the other's forward pass (on one
   stream, the copy waits for the compute before it, and the compute for the copy).
-- JPEG data is decoded with libjpeg's DCT-domain downscaling, resized in uint8 and cropped.
+- JPEG data is decoded with libjpeg's DCT-domain downscaling, resized in uint8 and cropped;
+  or, asked for (``keep_encoded``), passed on as bytes for the model's device to decode
+  (bench.stages.device_jpeg).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PIL import Image
 
 from bench.stages.common import (CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input,
                                  threads_per_call)
+from bench.stages.device_jpeg import decode_resize_crop
 from data_prep.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
@@ -36,6 +39,11 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     else:
         crops = np.stack([resize_center_crop(decode_jpeg(data, min_side=RESIZE), RESIZE, CROP) for data in images])
     return preprocessed(batch, crops)
+
+
+def keep_encoded(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """JPEG bytes passed on as they are, for the Predictor to decode on its device."""
+    return preprocessed(batch, batch["image"])
 
 
 class Predictor(ModelStage):
@@ -63,10 +71,14 @@ class Predictor(ModelStage):
             return super().__call__(batch)
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:
-        with read_only_input():  # wrapped without a copy: nothing here writes to it
-            pixels = torch.from_numpy(crops)
-        pixels = pixels.to(self.device, non_blocking=True)
-        return (pixels.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        """Normalised channels_last input from NHWC uint8 crops, or from JPEG bytes (``keep_encoded``)."""
+        if crops.dtype == object:
+            pixels = decode_resize_crop(crops, self.device).contiguous(memory_format=torch.channels_last)
+        else:
+            with read_only_input():  # wrapped without a copy: nothing here writes to it
+                pixels = torch.from_numpy(crops)
+            pixels = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        return (pixels.float() - self.mean) / self.std
 
     def forward(self, inputs: torch.Tensor, precision: str) -> torch.Tensor:
         if self.threads_per_call:
