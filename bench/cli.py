@@ -57,6 +57,7 @@ def run_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     verify_data: Annotated[bool, typer.Option(help="Re-hash every shard against the manifest before running (catches damage inside files; reads the whole dataset once).")] = False,
     skip_bad_shards: Annotated[bool, typer.Option(help="Run without shards that are missing, damaged or of the wrong shape, and record each skip in the bundle (default: stop with an error naming the shard).")] = False,
+    decode_on_device: Annotated[bool, typer.Option(help="JPEG data, fast pipeline: the model actors decode, resize and crop on their device (nvJPEG on a GPU) instead of the CPU tasks doing it, for GPUs whose hosts cannot decode fast enough. Its accuracy cost against CPU decoding is measured and kept in the bundle.")] = False,
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
 
@@ -69,7 +70,7 @@ def run_command(
         raise BenchError("give either SIZE or --data, not both")
     config = RunConfig(pipeline=pipeline, batch_size=batch_size, concurrency=concurrency, device=device,
                        precision=precision, weights=weights, seed=seed, save_logits=save_logits,
-                       stall_timeout_s=stall_timeout)
+                       stall_timeout_s=stall_timeout, decode_on_device=decode_on_device)
     path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
                       skip_bad_shards=skip_bad_shards)
     result = json.loads((path / bundle.RESULT).read_text())

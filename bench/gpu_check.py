@@ -41,6 +41,7 @@ import torchvision
 from bench import precision, quantize
 from bench.config import RunConfig
 from bench.stages import preprocess_for, variant
+from bench.stages.device_jpeg import cost_against_cpu_decoding
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import images_per_second, model_ceiling, sync
@@ -193,14 +194,6 @@ def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: f
     return rates
 
 
-def decoding_cost(predictor, stages, sample: dict[str, np.ndarray]) -> dict[str, Any]:
-    """What decoding JPEG on the model's device costs: its logits against those of the same
-    images decoded on the CPU (the variant's ``preprocess``), at the run's precision."""
-    on_device = predictor.logits(sample["image"], predictor.precision)
-    on_cpu = predictor.logits(stages.preprocess(sample)["image"], predictor.precision)
-    return {"against": "decoding on the CPU", **precision.logit_agreement(on_device, on_cpu)}
-
-
 def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
         compile_model: bool = False, passes: int = 1, calls_at_once: int = 1, fmt: str = "raw",
         decode_on_device: bool = False) -> dict[str, Any]:
@@ -225,7 +218,9 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
     cost = None
     if config.precision != "fp32":
         cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
-    decode_cost = decoding_cost(predictor, stages, precision.sample_batch(files)) if decode_on_device else None
+    decode_cost = None
+    if decode_on_device:
+        decode_cost = cost_against_cpu_decoding(predictor, stages, precision.sample_batch(files))
 
     loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
     loop.start()

@@ -100,7 +100,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS)
         after_read_call = time.perf_counter()
         ds = ds.map_batches(
-            preprocess_for(stages, fmt),
+            preprocess_for(stages, fmt, config.decode_on_device),
             batch_format="numpy",
             batch_size=config.preprocess_batch_size,
             label_selector=placement.preprocess_label_selector(),
@@ -198,18 +198,24 @@ def variant_options(config: RunConfig) -> dict[str, Any]:
     return {"calls_at_once": config.model_calls_at_once} if config.pipeline == "fast" else {}
 
 
-def precision_cost(config: RunConfig, placement: Placement, weights_sha256: str,
-                   sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, Any]:
-    """bench.precision.measure_cost in one Ray task shaped like a model actor, so it runs on
-    the same kind of device (and node) as the run's model did."""
+def accuracy_costs(config: RunConfig, placement: Placement, weights_sha256: str,
+                   sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, dict[str, Any] | None]:
+    """What the run's shortcuts cost in accuracy, on ``sample``: reduced precision against fp32
+    (bench.precision.measure_cost) and decoding on the model's device against the CPU's
+    (bench.stages.device_jpeg), each None where the run did not take it. Measured in one Ray
+    task shaped like a model actor, so on the same kind of device (and node) as the run's model."""
     import ray
 
-    def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
+    def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, dict[str, Any] | None]:
         from bench.precision import measure_cost
+        from bench.stages.device_jpeg import cost_against_cpu_decoding
 
         stages = variant(config.pipeline)
-        return measure_cost(stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state)),
-                            stages.preprocess(sample))
+        predictor = stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state))
+        return {
+            "precision_cost": measure_cost(predictor, stages.preprocess(sample)) if config.precision != "fp32" else None,
+            "decoding_cost": cost_against_cpu_decoding(predictor, stages, sample) if config.decode_on_device else None,
+        }
 
     # int8's model travels as an argument (through the object store), not inside the function.
     task = ray.remote(num_gpus=placement.actor_num_gpus, num_cpus=placement.actor_num_cpus)(measure)

@@ -137,6 +137,10 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
                                skip_bad=skip_bad_shards)
     if dataset.manifest["format"] not in FORMATS:
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
+    if config.decode_on_device and (dataset.manifest["format"] != "jpeg" or config.pipeline != "fast"):
+        raise BenchError(f"--decode-on-device needs JPEG data and the fast pipeline; {dataset.uri} holds "
+                         f"{dataset.manifest['format']} data and the pipeline is {config.pipeline}: make a JPEG "
+                         "dataset (data-prep ... --format jpeg) or drop --decode-on-device")
     _, weights_sha256 = load_model(config.weights, config.seed)  # fails early on missing weights
     connect(address)
     nodes = cluster.alive_nodes()
@@ -159,10 +163,10 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         finally:
             samples = collector.stop_cluster_telemetry(samplers) if samplers else None
         check_exactly_once(dataset_ids(dataset), predictions)
-        precision_cost = None
-        if config.precision != "fp32":  # measured after the timed run, on the actors' kind of device
+        costs = {"precision_cost": None, "decoding_cost": None}
+        if config.precision != "fp32" or config.decode_on_device:  # after the timed run, on the actors' kind of device
             sample = precision.sample_batch(dataset.shard_files, dataset.filesystem)
-            precision_cost = pipeline.precision_cost(config, placement, weights_sha256, sample, int8_state)
+            costs = pipeline.accuracy_costs(config, placement, weights_sha256, sample, int8_state)
         writer.write_text(bundle.STATS, stats)
         if samples is not None:
             summary.write_parquet(samples, writer.path(bundle.TELEMETRY))
@@ -186,7 +190,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             "config": config.as_dict(),
             "placement": {k: v for k, v in placement.as_dict().items() if k != "nodes"},
             "accuracy": accuracy(predictions),
-            "precision_cost": precision_cost,
+            **costs,
             "int8": int8,
             "images_per_node": images_per_node(predictions),
             "stages": timings.stages,

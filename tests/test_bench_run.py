@@ -94,6 +94,40 @@ def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, b
     assert all(np.array_equal(ours[ident], raw[ident]) for ident in raw)
 
 
+
+@pytest.mark.slow
+def test_jpeg_decoded_by_the_model_actors_gives_the_cpu_tasks_logits_and_records_its_cost(ray_local, tmp_path):
+    # On a CPU the actors decode with libjpeg-turbo, which gives Pillow's pixels for the
+    # synthetic 256x256 JPEGs: the same logits, bit for bit, and a measured cost of zero.
+    from conftest import run_cli
+
+    jpeg = tmp_path / "jpeg"
+    run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--format", "jpeg",
+            "--out", str(jpeg), "-q", check=True)
+    paths = {}
+    for on_device in (False, True):
+        config = RunConfig(pipeline="fast", save_logits=True, batch_size=8, precision="fp32", decode_on_device=on_device)
+        paths[on_device] = runner.run(None, str(jpeg), config, None, tmp_path / f"on-device-{on_device}",
+                                      show_progress=False)
+    assert "MapBatches(keep_encoded)->MapBatches(Predictor)" in (paths[True] / bundle.STATS).read_text()  # bytes
+    assert "MapBatches(preprocess)->MapBatches(Predictor)" in (paths[False] / bundle.STATS).read_text()  # crops
+    on_device, on_cpu = bundle_logits(paths[True]), bundle_logits(paths[False])
+    assert len(on_device) == IMAGES and on_device.keys() == on_cpu.keys()
+    assert all(np.array_equal(on_device[ident], on_cpu[ident]) for ident in on_cpu)
+    result = json.loads((paths[True] / bundle.RESULT).read_text())
+    assert result["config"]["decode_on_device"] is True and result["precision_cost"] is None
+    cost = result["decoding_cost"]
+    assert cost["against"] == "decoding on the CPU" and cost["images"] == 8  # the first shard's first 64 rows
+    assert cost["top1_agreement"] == 1.0 and cost["rel_logit_error_max"] == 0.0
+    assert json.loads((paths[False] / bundle.RESULT).read_text())["decoding_cost"] is None
+
+
+def test_decoding_on_the_device_is_refused_for_data_that_is_not_jpeg(data, tmp_path):
+    config = RunConfig(pipeline="fast", decode_on_device=True)
+    with pytest.raises(BenchError, match="needs JPEG data and the fast pipeline; .* holds raw data"):
+        runner.run(None, str(data), config, None, tmp_path / "bundle", show_progress=False)
+    assert not (tmp_path / "bundle").exists()  # refused before anything ran
+
 # How far each reduced precision may move the logits of the seeded random ResNet-50 (relative
 # L2 per image). Random weights are a hard case for int8: measured 3-6% here.
 TOLERANCE = {"bf16": 0.05, "int8": 0.1}
