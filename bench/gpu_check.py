@@ -1,8 +1,8 @@
 """One-call check of the GPU path, for a lent GPU machine that has torch, torchvision, pyarrow
 and nvidia-ml-py but no Ray. It drives the pipeline's own stages in one process: parquet shards
 (the synthetic generator's, made here, or ``--data DIR``) are read row group by row group and
-preprocessed by the variant's ``preprocess`` in a pool of loader threads that prefetch ahead
-(what Ray's read and map tasks do), regrouped into model batches in page-locked memory by one
+preprocessed by the variant's ``preprocess`` in a pool of loader threads or processes that
+prefetch ahead (what Ray's read and map tasks do), regrouped into model batches in page-locked memory by one
 more thread, and fed to the variant's ``Predictor`` (exactly what the Ray actors call) in the
 main thread, with the NVML sampler on. Prints one JSON object:
 the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import queue
 import socket
@@ -28,7 +29,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,23 +71,37 @@ def read_row_group(path: Path, index: int) -> dict[str, np.ndarray]:
 Preprocess = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def prefetched(files: list[Path], preprocess: Preprocess, workers: int, depth: int) -> Iterator[dict[str, np.ndarray]]:
-    """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by
-    ``workers`` threads (pyarrow and numpy release the GIL while they work)."""
+def load_row_group(preprocess: Preprocess, path: Path, index: int) -> dict[str, np.ndarray]:
+    """One row group read and preprocessed: a loader worker's task (a module-level function, so
+    that a process pool can run it)."""
+    return preprocess(read_row_group(path, index))
+
+
+def loader_pool(workers: int, processes: bool) -> Executor:
+    """The loader's workers, started: threads (pyarrow and numpy release the GIL while they read
+    and crop), or processes, as Ray's preprocessing tasks are, where the work holds the GIL
+    (Pillow opens each JPEG in Python code). Processes are spawned, not forked: this process
+    has already set up CUDA."""
+    if not processes:
+        return ThreadPoolExecutor(workers, thread_name_prefix="loader")
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    for started in [pool.submit(time.sleep, 0.5) for _ in range(workers)]:  # one each: every worker starts now,
+        started.result()                                                     # not in the timed run
+    return pool
+
+
+def prefetched(files: list[Path], preprocess: Preprocess, pool: Executor, depth: int) -> Iterator[dict[str, np.ndarray]]:
+    """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by the
+    ``pool``'s workers."""
     units = [(path, i) for path in files for i in range(pq.ParquetFile(path).num_row_groups)]
-
-    def load(unit: tuple[Path, int]) -> dict[str, np.ndarray]:
-        return preprocess(read_row_group(*unit))
-
-    with ThreadPoolExecutor(workers) as pool:
-        pending: queue.Queue = queue.Queue()
-        for unit in units[:depth]:
-            pending.put(pool.submit(load, unit))
-        for unit in units[depth:] + [None] * min(depth, len(units)):
-            batch = pending.get().result()
-            if unit is not None:
-                pending.put(pool.submit(load, unit))
-            yield batch
+    pending: queue.Queue = queue.Queue()
+    for unit in units[:depth]:
+        pending.put(pool.submit(load_row_group, preprocess, *unit))
+    for unit in units[depth:] + [None] * min(depth, len(units)):
+        batch = pending.get().result()
+        if unit is not None:
+            pending.put(pool.submit(load_row_group, preprocess, *unit))
+        yield batch
 
 
 def rebatched(batches: Iterator[dict[str, np.ndarray]], size: int,
@@ -123,7 +139,7 @@ def pinned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
 
 
-def model_batches(files: list[Path], preprocess: Preprocess, size: int, workers: int, depth: int, pin: bool,
+def model_batches(files: list[Path], preprocess: Preprocess, size: int, pool: Executor, depth: int, pin: bool,
                   ahead: int = 2) -> Iterator[dict[str, np.ndarray]]:
     """Model-sized batches, regrouped (on a GPU into page-locked memory) by a thread of their
     own, ``ahead`` batches ahead: the main thread, like a model actor, only copies to the device
@@ -133,7 +149,7 @@ def model_batches(files: list[Path], preprocess: Preprocess, size: int, workers:
 
     def fill() -> None:
         try:
-            for batch in rebatched(prefetched(files, preprocess, workers, depth), size, pinned_empty if pin else np.empty):
+            for batch in rebatched(prefetched(files, preprocess, pool, depth), size, pinned_empty if pin else np.empty):
                 ready.put(batch)
             ready.put(finished)
         except BaseException as error:  # re-raised in the main thread: no batch is lost silently
@@ -194,41 +210,55 @@ def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: f
     return rates
 
 
-def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, min_seconds: float,
-        compile_model: bool = False, passes: int = 1, calls_at_once: int = 1, fmt: str = "raw",
-        decode_on_device: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Check:
+    """How one check runs, besides the pipeline's own config (see main's --help)."""
+    loader_workers: int = 1
+    prefetch: int = 16  # row groups read ahead
+    loader_processes: bool = False
+    min_seconds: float = 5.0
+    compile_model: bool = False
+    passes: int = 1
+    calls_at_once: int = 1
+    decode_on_device: bool = False
+
+
+def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[str, Any]:
     """The figures of one check on ``files``, a dataset of format ``fmt`` (see the module's
-    docstring); with ``decode_on_device``, JPEG is decoded by the Predictor on its device."""
+    docstring)."""
     stages = variant(config.pipeline)
     # read_row_group gives pixel shards as arrays already, so only JPEG's choice matters here
-    load = preprocess_for(stages, fmt, decode_on_device) if decode_on_device else stages.preprocess
+    load = preprocess_for(stages, fmt, check.decode_on_device) if check.decode_on_device else stages.preprocess
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
         int8_state = quantize.int8_state_for(stages, config.weights, config.seed, quantize.calibration_batch(files))
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
                                  int8_state=int8_state)
-    if compile_model:
+    if check.compile_model:
         predictor.model = torch.compile(predictor.model)
     on_gpu = predictor.device.type == "cuda"
-    first = next(rebatched(prefetched(files[:1], load, 1, 1), config.batch_size, pinned_empty if on_gpu else np.empty))
-    ceiling = model_ceiling(predictor, first["image"], min_seconds=min_seconds)
-    predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), min_seconds,
-                                       device=predictor.device, streams=calls_at_once)
-    copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(min_seconds, 1.0))
+    with ThreadPoolExecutor(1) as one:
+        first = next(rebatched(prefetched(files[:1], load, one, 1), config.batch_size,
+                               pinned_empty if on_gpu else np.empty))
+    ceiling = model_ceiling(predictor, first["image"], min_seconds=check.min_seconds)
+    predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), check.min_seconds,
+                                       device=predictor.device, streams=check.calls_at_once)
+    copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(check.min_seconds, 1.0))
     cost = None
     if config.precision != "fp32":
         cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
     decode_cost = None
-    if decode_on_device:
+    if check.decode_on_device:
         decode_cost = cost_against_cpu_decoding(predictor, stages, precision.sample_batch(files))
 
-    loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
-    loop.start()
-    start = time.perf_counter()
-    predicted = predict_all(predictor, model_batches(files * passes, load, config.batch_size, loader_workers, depth,
-                                                     on_gpu), calls_at_once)
-    sync(predictor.device)
-    seconds = time.perf_counter() - start
+    with loader_pool(check.loader_workers, check.loader_processes) as pool:
+        loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
+        loop.start()
+        start = time.perf_counter()
+        batches = model_batches(files * check.passes, load, config.batch_size, pool, check.prefetch, on_gpu)
+        predicted = predict_all(predictor, batches, check.calls_at_once)
+        sync(predictor.device)
+        seconds = time.perf_counter() - start
     done = len(predicted["id"])
     telemetry = summarise(loop.stop(), done)
     gpu_util = [g["util_pct"]["mean"] for g in telemetry["gpus"] if g["util_pct"]]
@@ -236,9 +266,10 @@ def run(files: list[Path], config: RunConfig, loader_workers: int, depth: int, m
         "device": str(predictor.device),
         "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
         "pipeline": config.pipeline, "precision": config.precision, "batch_size": config.batch_size,
-        "compiled": compile_model, "loader_workers": loader_workers, "calls_at_once": calls_at_once,
-        "format": fmt, "decode_on_device": decode_on_device,
-        "images": done, "passes": passes,
+        "compiled": check.compile_model, "loader_workers": check.loader_workers,
+        "loader": "processes" if check.loader_processes else "threads", "calls_at_once": check.calls_at_once,
+        "format": fmt, "decode_on_device": check.decode_on_device,
+        "images": done, "passes": check.passes,
         "seconds": seconds,
         "model_only_img_s": ceiling,
         "predictor_only_img_s": predictor_only,
@@ -262,14 +293,14 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
     first = next(iter(results.values()), None)
     rows = [] if first is None else [f"{first['gpu'] or first['device']}; " + ", ".join(
         f"{name} {version}" for name, version in first["versions"].items()), ""]
-    rows += ["| check | pipeline | precision | batch | compiled | calls at once | images | model only img/s "
+    rows += ["| check | pipeline | precision | batch | compiled | calls at once | loader | images | model only img/s "
              "| predictor only img/s | end to end img/s | e2e / ceiling | GPU util % | J/image | top-1 vs fp32 "
-             "| copy GB/s pinned, pageable | top-1 = serial call | top-1 vs CPU decoding |", "|" + "---|" * 17]
+             "| copy GB/s pinned, pageable | top-1 = serial call | top-1 vs CPU decoding |", "|" + "---|" * 18]
     for name, r in results.items():
         cost = r.get("precision_cost") or {}
         copy = r.get("host_to_device_gb_s")
         cells = [name, r["pipeline"], r["precision"], r["batch_size"], "yes" if r["compiled"] else "no",
-                 r.get("calls_at_once", 1), f"{r['images']:,}", f"{r['model_only_img_s']:,.0f}",
+                 r.get("calls_at_once", 1), r.get("loader", "threads"), f"{r['images']:,}", f"{r['model_only_img_s']:,.0f}",
                  _maybe(r.get("predictor_only_img_s"), ",.0f"), f"{r['end_to_end_img_s']:,.0f}",
                  f"{r['end_to_end_over_ceiling']:.2f}", _maybe(r["gpu_util_mean_pct"], ".0f"),
                  _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f"),
@@ -311,6 +342,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=positive, help="Default: what `bench run` uses on this device.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], help="Default: as `bench run`.")
     parser.add_argument("--loader-workers", type=positive, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--loader", choices=["auto", "threads", "processes"], default="auto",
+                        help="Loader workers as threads or as processes (as Ray's tasks are); auto: processes "
+                        "where they decode JPEG, whose Python parts hold the GIL, else threads.")
     parser.add_argument("--prefetch", type=positive, default=16, help="Row groups read ahead.")
     parser.add_argument("--min-seconds", type=float, default=5.0, help="Time the model alone this long.")
     parser.add_argument("--calls-at-once", type=positive, default=1, help="Threads calling the model at once "
@@ -341,8 +375,10 @@ def main() -> None:
         if args.decode_on_device and fmt != "jpeg":
             parser.error(f"--decode-on-device needs JPEG data; {args.data or where} holds {fmt} "
                          "(make it with --format jpeg)")
-        result = run(files, config, args.loader_workers, args.prefetch, args.min_seconds, args.compile, args.passes,
-                     args.calls_at_once, fmt, args.decode_on_device)
+        processes = args.loader == "processes" or (args.loader == "auto" and fmt == "jpeg" and not args.decode_on_device)
+        check = Check(args.loader_workers, args.prefetch, processes, args.min_seconds, args.compile, args.passes,
+                      args.calls_at_once, args.decode_on_device)
+        result = run(files, fmt, config, check)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.write_text(text + "\n")

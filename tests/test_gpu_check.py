@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -87,7 +88,26 @@ def test_a_loader_failure_reaches_the_caller_instead_of_ending_the_run_short(tmp
 
     pq.write_table(pa.table({"id": ["a", "b"], "label": [0, 1], "image": [b"x", b"y"]}), tmp_path / "s.parquet")
     with pytest.raises(RuntimeError, match="bad row group"):
-        list(model_batches([tmp_path / "s.parquet"], preprocess, 2, 1, 1, pin=False))
+        with ThreadPoolExecutor(1) as pool:
+            list(model_batches([tmp_path / "s.parquet"], preprocess, 2, pool, 1, pin=False))
+
+
+def test_loader_processes_give_what_loader_threads_give_in_the_same_order(tmp_path):
+    import numpy as np
+
+    from bench.gpu_check import loader_pool, make_dataset, prefetched
+    from bench.stages import fast
+
+    files, fmt = make_dataset(tmp_path / "jpeg", 40, "jpeg", workers=1)
+    assert fmt == "jpeg"
+    loaded = {}
+    for processes in (False, True):
+        with loader_pool(2, processes) as pool:
+            loaded[processes] = list(prefetched(files * 2, fast.preprocess, pool, depth=3))
+    assert len(loaded[True]) == len(loaded[False]) >= 2
+    for by_process, by_thread in zip(loaded[True], loaded[False]):
+        assert by_process["id"].tolist() == by_thread["id"].tolist()
+        np.testing.assert_array_equal(by_process["image"], by_thread["image"])
 
 
 def test_the_summary_table_has_one_row_per_check_with_its_figures():
@@ -100,16 +120,16 @@ def test_the_summary_table_has_one_row_per_check_with_its_figures():
                 "gpu_util_mean_pct": 84.2, "energy_j_per_image": 0.0479, "precision_cost": cost, **newer}
 
     text = summary_table({
-        "a": result(12451.0, 14744.0, {"top1_agreement": 1.0}, calls_at_once=2, predictor_only_img_s=13502.4,
+        "a": result(12451.0, 14744.0, {"top1_agreement": 1.0}, calls_at_once=2, loader="processes", predictor_only_img_s=13502.4,
                     host_to_device_gb_s={"pinned": 24.61, "pageable": 9.04}, top1_matches_serial_call=0.9961,
                     decoding_cost={"top1_agreement": 0.984}),
         "b": result(2000.0, 8000.0, None),  # written before the split figures existed
     })
     lines = text.splitlines()
     assert lines[0] == "NVIDIA H200; torch 2.11.0"
-    assert lines[4] == ("| a | fast | fp16 | 256 | no | 2 | 65,536 | 14,744 | 13,502 | 12,451 | 0.84 | 84 | 0.048 "
+    assert lines[4] == ("| a | fast | fp16 | 256 | no | 2 | processes | 65,536 | 14,744 | 13,502 | 12,451 | 0.84 | 84 | 0.048 "
                         "| 1.000 | 24.6, 9.0 | 0.996 | 0.984 |")
-    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - | - |"
+    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | threads | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - | - |"
 
 
 def test_several_callers_predict_every_batch_exactly_once():
@@ -159,8 +179,8 @@ def test_the_prepared_script_runs_the_checks_asked_for_and_tables_them(tmp_path)
     names = sorted(path.stem for path in (tmp_path / "ok" / "runs").glob("*.json"))
     assert names == ["fast-fp16-pixels", "seed-fp32"]
     table = (tmp_path / "ok" / "summary.md").read_text()
-    assert "| fast-fp16-pixels | fast | fp32 | 8 | no | 1 | 16 |" in table
-    assert "| seed-fp32 | seed | fp32 | 8 | no | 1 | 16 |" in table
+    assert "| fast-fp16-pixels | fast | fp32 | 8 | no | 1 | threads | 16 |" in table
+    assert "| seed-fp32 | seed | fp32 | 8 | no | 1 | threads | 16 |" in table
 
     env["GPU_CHECK_ARGS"] = CPU_DRY_RUN + " --prefetch 0"  # refused: the check fails
     proc = subprocess.run(["bash", script, str(tmp_path / "bad"), "fast-fp16"], cwd=tmp_path,
