@@ -2,9 +2,9 @@
 and nvidia-ml-py but no Ray. It drives the pipeline's own stages in one process: parquet shards
 (the synthetic generator's, made here, or ``--data DIR``) are read row group by row group and
 preprocessed by the variant's ``preprocess`` in a pool of loader threads or processes that
-prefetch ahead (what Ray's read and map tasks do), regrouped into model batches in page-locked memory by one
-more thread, and fed to the variant's ``Predictor`` (exactly what the Ray actors call) in the
-main thread, with the NVML sampler on. Prints one JSON object:
+prefetch ahead (what Ray's read and map tasks do), regrouped into model batches in page-locked
+memory by one more thread, and fed to the variant's ``Predictor`` (exactly what the Ray actors
+call) in the main thread, with the NVML sampler on. Prints one JSON object:
 the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
 and reduced precision's cost against fp32. Two more figures split the gap between the ceiling
 and end to end: the predictor's full call (copy in, normalise, forward, results out) on a batch
@@ -29,8 +29,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -275,8 +275,8 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
         "predictor_only_img_s": predictor_only,
         "host_to_device_gb_s": copy_gb_s,
         "end_to_end_img_s": done / seconds,
-        "top1_matches_serial_call": share_matching(predicted, predictor(first)),
         "end_to_end_over_ceiling": done / seconds / ceiling,
+        "top1_matches_serial_call": share_matching(predicted, predictor(first)),
         "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
         "energy_j_per_image": telemetry["energy_j_per_image"],
         "precision_cost": cost,
@@ -351,7 +351,7 @@ def main() -> None:
                         "(a threaded model actor's max_concurrency).")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (ceiling and end to end).")
     parser.add_argument("--decode-on-device", action="store_true", help="JPEG data only: decode, resize and crop "
-                        "on the model's device (nvJPEG on a GPU) instead of in the loader threads; its cost against "
+                        "on the model's device (nvJPEG on a GPU) instead of in the loader workers; its cost against "
                         "CPU decoding is reported as decoding_cost.")
     args = parser.parse_args()
     if args.summarise:

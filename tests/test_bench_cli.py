@@ -126,6 +126,12 @@ def test_compare_needs_two_bundles_and_verify_names_problems(cli, tmp_path):
     assert json.loads(proc.stdout)[str(tmp_path)]["problems"] == ["SHA256SUMS: missing"]
 
 
+def test_decoding_raw_data_on_the_device_is_a_clear_error(cli, tiny):
+    proc = cli("bench", "run", "--data", str(tiny), "--decode-on-device")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--decode-on-device needs JPEG data" in proc.stderr and "holds raw data" in proc.stderr
+
+
 def test_unknown_choices_are_clear_errors(cli):
     proc = cli("bench", "run", "mini", "--pipeline", "turbo")
     assert proc.returncode == 2 and "unknown --pipeline 'turbo'" in proc.stderr

@@ -122,9 +122,11 @@ def test_jpeg_decoded_by_the_model_actors_gives_the_cpu_tasks_logits_and_records
     assert json.loads((paths[False] / bundle.RESULT).read_text())["decoding_cost"] is None
 
 
-def test_decoding_on_the_device_is_refused_for_data_that_is_not_jpeg(data, tmp_path):
-    config = RunConfig(pipeline="fast", decode_on_device=True)
-    with pytest.raises(BenchError, match="needs JPEG data and the fast pipeline; .* holds raw data"):
+@pytest.mark.parametrize("pipeline, error", [("fast", "needs JPEG data; .* holds raw data: make a JPEG dataset"),
+                                             ("seed", "needs --pipeline fast")])
+def test_decoding_on_the_device_is_refused_where_it_cannot_apply(data, tmp_path, pipeline, error):
+    config = RunConfig(pipeline=pipeline, decode_on_device=True)
+    with pytest.raises(BenchError, match=error):
         runner.run(None, str(data), config, None, tmp_path / "bundle", show_progress=False)
     assert not (tmp_path / "bundle").exists()  # refused before anything ran
 
