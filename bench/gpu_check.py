@@ -93,7 +93,8 @@ def loader_pool(workers: int, processes: bool) -> Executor:
 def prefetched(files: list[Path], preprocess: Preprocess, pool: Executor, depth: int) -> Iterator[dict[str, np.ndarray]]:
     """Preprocessed row groups in order, ``depth`` of them read and preprocessed ahead by the
     ``pool``'s workers."""
-    units = [(path, i) for path in files for i in range(pq.ParquetFile(path).num_row_groups)]
+    row_groups = {path: pq.ParquetFile(path).num_row_groups for path in set(files)}  # files repeat with --passes
+    units = [(path, i) for path in files for i in range(row_groups[path])]
     pending: queue.Queue = queue.Queue()
     for unit in units[:depth]:
         pending.put(pool.submit(load_row_group, preprocess, *unit))
