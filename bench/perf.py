@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bundle, cluster, datasets, envinfo, micro, pipeline, precision, quantize, runner
+from bench import bundle, cluster, datasets, envinfo, micro, precision, quantize, runner
 from bench.config import RunConfig
 from bench.digests import sha256_file
 from bench.errors import BenchError
@@ -76,7 +76,7 @@ def ceiling(config: RunConfig, dataset: datasets.Dataset, sample: dict[str, np.n
         calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
         int8_state = quantize.int8_state_for(stages, config.weights, config.seed, calibration)
     predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
-                                 int8_state=int8_state, **pipeline.variant_options(config))
+                                 int8_state=int8_state, **stages.predictor_options(config))
     crops = stages.preprocess(sample)["image"]
     repeats = -(-config.batch_size // len(crops))
     batch = np.concatenate([crops] * repeats)[: config.batch_size]

@@ -189,13 +189,7 @@ def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: st
                      int8_state: bytes | None = None) -> dict[str, Any]:
     kwargs = {"weights": config.weights, "seed": config.seed, "device": placement.device, "precision": config.precision,
               "save_logits": config.save_logits, "expected_weights_sha256": weights_sha256, "int8_state": int8_state}
-    return kwargs | variant_options(config)
-
-
-def variant_options(config: RunConfig) -> dict[str, Any]:
-    """Predictor arguments only the fast variant takes: how many calls share an actor's cores.
-    Seed keeps the reference's threads (every call runs on all cores)."""
-    return {"calls_at_once": config.model_calls_at_once} if config.pipeline == "fast" else {}
+    return kwargs | variant(config.pipeline).predictor_options(config)
 
 
 def accuracy_costs(config: RunConfig, placement: Placement, weights_sha256: str,

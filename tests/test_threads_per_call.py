@@ -76,3 +76,19 @@ def test_an_actor_runs_its_calls_at_once_only_when_threaded():
     assert RunConfig().for_device("cpu").model_calls_at_once == 2
     assert RunConfig(precision="fp16").for_device("cuda").model_calls_at_once == 1  # calls overlap batching only
     assert RunConfig(max_concurrency=3, threaded_actors=False).for_device("cpu").model_calls_at_once == 1
+
+
+@pytest.mark.parametrize("pipeline, threads", [("fast", 2), ("seed", None)])
+def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipeline, threads):
+    # The actors' Predictor arguments come from the variant (no branch on its name elsewhere):
+    # fast splits a CPU actor's cores between its two calls; seed keeps the reference's threads.
+    from types import SimpleNamespace
+
+    from bench.pipeline import predictor_kwargs
+    from bench.stages import variant
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    config = RunConfig(pipeline=pipeline, precision="fp32").for_device("cpu")
+    placement = SimpleNamespace(device="cpu")  # all predictor_kwargs reads of it
+    predictor = variant(pipeline).Predictor(**predictor_kwargs(config, placement, weights_sha256=None))
+    assert getattr(predictor, "threads_per_call", None) == threads

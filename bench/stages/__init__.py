@@ -1,7 +1,8 @@
 """Pipeline variants, selected by name like the backends of the MLCommons reference.
 
-Each variant is a module with ``preprocess(batch) -> batch`` and a ``Predictor`` class; a new
-variant is a new module registered here, not a branch in every function.
+Each variant is a module with ``preprocess(batch) -> batch``, a ``Predictor`` class and
+``predictor_options(config)`` (its Predictor's own arguments); a new variant is a new module
+registered here, not a branch in every function.
 """
 
 from __future__ import annotations

@@ -41,6 +41,12 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return preprocessed(batch, crops)
 
 
+def predictor_options(config) -> dict[str, int]:
+    """Predictor arguments of this variant beyond ModelStage's, from a RunConfig: how many calls
+    share a CPU actor's cores."""
+    return {"calls_at_once": config.model_calls_at_once}
+
+
 def keep_encoded(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """JPEG bytes passed on as they are, for the Predictor to decode on its device."""
     return preprocessed(batch, batch["image"])

@@ -28,6 +28,11 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return preprocessed(batch, tensor.numpy())
 
 
+def predictor_options(config) -> dict[str, int]:
+    """None beyond ModelStage's: the reference's threads, every call on all cores."""
+    return {}
+
+
 class Predictor(ModelStage):
     """ResNet-50 on one device, NCHW fp32 input; a Ray Data actor or a plain callable."""
 
