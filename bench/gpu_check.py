@@ -42,8 +42,7 @@ import torchvision
 
 from bench import precision, quantize
 from bench.config import RunConfig
-from bench.stages import preprocess_for, variant
-from bench.stages.device_jpeg import cost_against_cpu_decoding
+from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import images_per_second, model_ceiling, sync
@@ -228,8 +227,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
     """The figures of one check on ``files``, a dataset of format ``fmt`` (see the module's
     docstring)."""
     stages = variant(config.pipeline)
-    # read_row_group gives pixel shards as arrays already, so only JPEG's choice matters here
-    load = preprocess_for(stages, fmt, check.decode_on_device) if check.decode_on_device else stages.preprocess
+    load = stages.keep_encoded if check.decode_on_device else stages.preprocess  # pixel shards come as arrays here
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
         int8_state = quantize.int8_state_for(stages, config.weights, config.seed, quantize.calibration_batch(files))
@@ -245,12 +243,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
     predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), check.min_seconds,
                                        device=predictor.device, streams=check.calls_at_once)
     copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(check.min_seconds, 1.0))
-    cost = None
-    if config.precision != "fp32":
-        cost = precision.measure_cost(predictor, stages.preprocess(precision.sample_batch(files)))
-    decode_cost = None
-    if check.decode_on_device:
-        decode_cost = cost_against_cpu_decoding(predictor, stages, precision.sample_batch(files))
+    costs = precision.accuracy_costs(predictor, stages, precision.sample_batch(files), check.decode_on_device)
 
     with loader_pool(check.loader_workers, check.loader_processes) as pool:
         loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
@@ -280,8 +273,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
         "top1_matches_serial_call": share_matching(predicted, predictor(first)),
         "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
         "energy_j_per_image": telemetry["energy_j_per_image"],
-        "precision_cost": cost,
-        "decoding_cost": decode_cost,
+        **costs,
         "telemetry": telemetry,
         "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "cuda": torch.version.cuda,
                      "cudnn": torch.backends.cudnn.version(), "numpy": np.__version__, "pyarrow": pa.__version__},

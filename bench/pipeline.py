@@ -192,24 +192,19 @@ def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: st
     return kwargs | variant(config.pipeline).predictor_options(config)
 
 
-def accuracy_costs(config: RunConfig, placement: Placement, weights_sha256: str,
+def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weights_sha256: str,
                    sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, dict[str, Any] | None]:
-    """What the run's shortcuts cost in accuracy, on ``sample``: reduced precision against fp32
-    (bench.precision.measure_cost) and decoding on the model's device against the CPU's
-    (bench.stages.device_jpeg), each None where the run did not take it. Measured in one Ray
-    task shaped like a model actor, so on the same kind of device (and node) as the run's model."""
+    """bench.precision.accuracy_costs (reduced precision against fp32, decoding on the model's
+    device against the CPU's) in one Ray task shaped like a model actor, so on the same kind of
+    device (and node) as the run's model."""
     import ray
 
     def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, dict[str, Any] | None]:
-        from bench.precision import measure_cost
-        from bench.stages.device_jpeg import cost_against_cpu_decoding
+        from bench.precision import accuracy_costs
 
         stages = variant(config.pipeline)
         predictor = stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state))
-        return {
-            "precision_cost": measure_cost(predictor, stages.preprocess(sample)) if config.precision != "fp32" else None,
-            "decoding_cost": cost_against_cpu_decoding(predictor, stages, sample) if config.decode_on_device else None,
-        }
+        return accuracy_costs(predictor, stages, sample, config.decode_on_device)
 
     # int8's model travels as an argument (through the object store), not inside the function.
     task = ray.remote(num_gpus=placement.actor_num_gpus, num_cpus=placement.actor_num_cpus)(measure)

@@ -1,8 +1,9 @@
-"""Reduced precision: which one a device gets by default, and what it costs in accuracy.
+"""Reduced precision: which one a device gets by default, and what it (and decoding JPEG on
+the model's device) costs in accuracy.
 
-Reduced precision is only worth its speed when its cost is measured: every run that uses it
-records, on a sample of its own images, top-1 agreement and relative logit error against fp32
-computed by the same model on the same device.
+A shortcut is only worth its speed when its cost is measured: every run that takes one
+records, on a sample of its own images, top-1 agreement and relative logit error against the
+exact path (fp32; decoding on the CPU) computed by the same model on the same device.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ def sample_batch(shard_files: list, filesystem=None, images: int = SAMPLE_IMAGES
     return read_rows(shard_files[0], slice(0, images), filesystem)
 
 
+def accuracy_costs(predictor, stages, sample: dict[str, np.ndarray], decode_on_device: bool) -> dict[str, Any]:
+    """``precision_cost`` and ``decoding_cost`` of a run on ``sample`` (rows as the readers give
+    them), each None where the run did not take that shortcut."""
+    return {
+        "precision_cost": measure_cost(predictor, stages.preprocess(sample)) if predictor.precision != "fp32" else None,
+        "decoding_cost": cost_against_cpu_decoding(predictor, stages, sample) if decode_on_device else None,
+    }
+
+
 def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[str, Any]:
     """Top-1 agreement and relative logit error (L2 per image) of ``predictor.precision``
     against fp32, on one preprocessed batch, with the predictor's own model and device."""
@@ -43,6 +53,15 @@ def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[s
     exact = torch.cat([predictor.logits(c, "fp32").float() for c in chunks])
     return {"precision": predictor.precision, "against": "fp32", "device": str(predictor.device),
             **logit_agreement(reduced, exact)}
+
+
+def cost_against_cpu_decoding(predictor, stages, sample: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What decoding on the model's device costs in accuracy: the logits of ``sample``'s JPEG
+    bytes decoded by ``predictor`` on its device against those of the same images decoded on
+    the CPU by the variant's ``preprocess``, at the predictor's precision."""
+    on_device = predictor.logits(sample["image"], predictor.precision)
+    on_cpu = predictor.logits(stages.preprocess(sample)["image"], predictor.precision)
+    return {"against": "decoding on the CPU", "device": str(predictor.device), **logit_agreement(on_device, on_cpu)}
 
 
 def logit_agreement(logits: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         costs = {"precision_cost": None, "decoding_cost": None}
         if config.precision != "fp32" or config.decode_on_device:  # after the timed run, on the actors' kind of device
             sample = precision.sample_batch(dataset.shard_files, dataset.filesystem)
-            costs = pipeline.accuracy_costs(config, placement, weights_sha256, sample, int8_state)
+            costs = pipeline.accuracy_costs_on_model_device(config, placement, weights_sha256, sample, int8_state)
         writer.write_text(bundle.STATS, stats)
         if samples is not None:
             summary.write_parquet(samples, writer.path(bundle.TELEMETRY))

@@ -6,7 +6,8 @@ The steps are the CPU path's (bench.stages.fast.preprocess): shorter side to 256
 antialiased), centre crop 224. The pixels are close to it but not the same: nvJPEG's IDCT and
 torchvision's tensor resize differ from libjpeg's DCT-domain downscaling and Pillow's resize by
 a few levels, so its cost is measured against the CPU path, as reduced precision's is against
-fp32 (``cost_against_cpu_decoding``, kept in the bundle of a `bench run --decode-on-device`).
+fp32 (bench.precision.cost_against_cpu_decoding, kept in the bundle of a `bench run
+--decode-on-device`).
 torchvision 0.29 deprecates its image decoders in favour of TorchCodec's; they are still
 torchvision's on the lent GPU machines, so they are used here.
 """
@@ -14,14 +15,12 @@ torchvision's on the lent GPU machines, so they are used here.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2.functional import center_crop, resize
 
-from bench.precision import logit_agreement
 from bench.stages.common import CROP, RESIZE, read_only_input
 
 
@@ -46,12 +45,3 @@ def decode_resize_crop(encoded: np.ndarray, device: torch.device) -> torch.Tenso
         same = torch.stack([images[i] for i in indices])
         crops[torch.tensor(indices, device=device)] = center_crop(resize(same, [RESIZE], antialias=True), [CROP])
     return crops
-
-
-def cost_against_cpu_decoding(predictor, stages, sample: dict[str, np.ndarray]) -> dict[str, Any]:
-    """What decoding on the model's device costs in accuracy: the logits of ``sample``'s JPEG
-    bytes decoded by ``predictor`` on its device against those of the same images decoded on
-    the CPU by the variant's ``preprocess``, at the predictor's precision."""
-    on_device = predictor.logits(sample["image"], predictor.precision)
-    on_cpu = predictor.logits(stages.preprocess(sample)["image"], predictor.precision)
-    return {"against": "decoding on the CPU", "device": str(predictor.device), **logit_agreement(on_device, on_cpu)}
