@@ -15,6 +15,7 @@ from typing import Any
 from bench import shardcheck
 from bench.shardcheck import BadShard
 from data_prep import synth
+from data_prep.cores import usable_cores
 from data_prep.manifest import load_manifest
 from data_prep.sizes import SIZES, images_for
 from data_prep.storage import DatasetDir
@@ -59,7 +60,7 @@ def synthetic(images: int, show_progress: bool = True) -> Dataset:
     """A cached synthetic dataset of exactly ``images`` images (the named sizes' generator)."""
     location = str(cache_root() / f"synth-n{images}-raw")
     if not DatasetDir(location).exists("manifest.json"):
-        synth.generate(location, images, workers=os.cpu_count() or 1, show_progress=show_progress)
+        synth.generate(location, images, workers=usable_cores(), show_progress=show_progress)
     _, manifest = load_manifest(location)
     return Dataset(location, manifest, None, shardcheck.check(location, manifest))
 
@@ -77,7 +78,7 @@ def resolve(size: str | None, data: str | None, workers: int | None = None, show
     directory = DatasetDir(location)
     if not directory.exists("manifest.json"):
         # Exactly what `data-prep synth SIZE` makes, so the cache and a hand-made set agree.
-        synth.generate(location, images, size=size, workers=workers or os.cpu_count() or 1,
+        synth.generate(location, images, size=size, workers=workers or usable_cores(),
                        show_progress=show_progress)
     _, manifest = load_manifest(location)
     return Dataset(location, manifest, size, shardcheck.check(location, manifest, verify_data, skip_bad))

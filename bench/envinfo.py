@@ -12,6 +12,7 @@ from typing import Any
 
 from bench import __version__
 from bench.secrets import allowed_environment
+from data_prep.cores import usable_cores
 
 PACKAGES = ("ray", "torch", "torchvision", "pyarrow", "numpy", "pillow", "nvidia-ml-py")
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ def capture(nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "driver": driver_version(),
-        "cpu": {"model": cpu_model(), "count": os.cpu_count()},
+        "cpu": {"model": cpu_model(), "count": os.cpu_count(), "usable": usable_cores()},
         "gpus": gpus(),
         "nodes": nodes or [],
         "container": container(),

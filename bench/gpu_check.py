@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import queue
 import socket
 import tempfile
@@ -47,6 +46,7 @@ from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import summarise
 from bench.timing import images_per_second, model_ceiling, sync
 from data_prep import synth
+from data_prep.cores import usable_cores
 from data_prep.shards import COLUMNS, FORMATS, table_to_batch
 
 
@@ -334,7 +334,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--batch-size", type=positive, help="Default: what `bench run` uses on this device.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], help="Default: as `bench run`.")
-    parser.add_argument("--loader-workers", type=positive, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--loader-workers", type=positive, default=max(1, usable_cores() - 2))
     parser.add_argument("--loader", choices=["auto", "threads", "processes"], default="auto",
                         help="Loader workers as threads or as processes (as Ray's tasks are); auto: processes "
                         "where they decode JPEG, whose Python parts hold the GIL, else threads.")
@@ -364,7 +364,7 @@ def main() -> None:
             files, fmt = dataset(args.data)
         else:
             where = (args.scratch or Path(scratch)) / f"synth-{args.format}-{args.images}"
-            files, fmt = make_dataset(where, args.images, args.format, os.cpu_count() or 1)
+            files, fmt = make_dataset(where, args.images, args.format, usable_cores())
         if args.decode_on_device and fmt != "jpeg":
             parser.error(f"--decode-on-device needs JPEG data; {args.data or where} holds {fmt} "
                          "(make it with --format jpeg)")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
 from collections.abc import Callable
 from statistics import fmean
@@ -40,6 +39,7 @@ from bench.errors import BenchError
 from bench.memory import WorkerMemorySampler
 from bench.stages import variant
 from bench.timing import images_per_second, model_ceiling
+from data_prep.cores import usable_cores
 from data_prep.images import encode_jpeg
 from data_prep.shards import DECODED_FORMATS
 
@@ -98,7 +98,7 @@ def startup_and_rate(small_images: int, small_wall_s: float, large_images: int, 
 def device_description(kind: str) -> str:
     if kind == "cuda":
         return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"cpu: {envinfo.cpu_model() or platform.machine()} ({len(os.sched_getaffinity(0))} cores)"
+    return f"cpu: {envinfo.cpu_model() or platform.machine()} ({usable_cores()} cores)"
 
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +13,7 @@ from rich.progress import Progress
 
 from data_prep import __version__, imagenet, jobs, manifest, synth
 from data_prep.cli_support import add_version_option, make_app, run_app
+from data_prep.cores import usable_cores
 from data_prep.errors import DataPrepError
 from data_prep.shards import FORMATS
 from data_prep.sizes import DEFAULT_SIZE, SIZES, images_for
@@ -25,7 +25,7 @@ app = make_app(
 )
 out = Console(highlight=False, soft_wrap=True)
 
-Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: all local cores).")]
+Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: the cores this process may use, under any container CPU limit).")]
 Shards = Annotated[
     Optional[str],
     typer.Option(help="Write only shards i:j (e.g. 0:100), so several machines can share a big set. "
@@ -77,7 +77,7 @@ def synth_command(
     fmt: Format = "raw",
     rows_per_shard: RowsPerShard = synth.DEFAULT_ROWS_PER_SHARD,
     seed: Annotated[int, typer.Option(help="Same seed, same bytes, on any machine.")] = 0,
-    workers: Workers = os.cpu_count() or 1,
+    workers: Workers = usable_cores(),
     shards: Shards = None,
     quiet: Quiet = False,
 ) -> None:
@@ -107,7 +107,7 @@ def imagenet_command(
     fmt: Format = "raw",
     split: Annotated[str, typer.Option(help="val (the MLPerf set, 50,000 images), train, or all.")] = "val",
     rows_per_shard: RowsPerShard = 1000,
-    workers: Workers = os.cpu_count() or 1,
+    workers: Workers = usable_cores(),
     shards: Shards = None,
     quiet: Quiet = False,
 ) -> None:

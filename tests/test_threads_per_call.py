@@ -16,18 +16,17 @@ from bench.stages import fast
 from bench.stages.common import threads_per_call
 from bench.timing import images_per_second
 
-FOUR_CORES = {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("device, calls, threads", [("cpu", 1, 4), ("cpu", 2, 2), ("cpu", 3, 1), ("cpu", 8, 1),
                                                     ("cuda", 2, None)])
 def test_calls_at_once_split_a_cpus_cores_and_leave_a_gpu_alone(monkeypatch, device, calls, threads):
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
     assert threads_per_call(torch.device(device), calls) == threads
 
 
 def test_each_call_runs_its_share_whatever_else_runs_and_gets_the_same_logits(monkeypatch):
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
     predictor = fast.Predictor("random", 0, "cpu", "fp32", False, calls_at_once=2)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
@@ -87,7 +86,7 @@ def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipelin
     from bench.pipeline import predictor_kwargs
     from bench.stages import variant
 
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: FOUR_CORES)
+    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
     config = RunConfig(pipeline=pipeline, precision="fp32").for_device("cpu")
     placement = SimpleNamespace(device="cpu")  # all predictor_kwargs reads of it
     predictor = variant(pipeline).Predictor(**predictor_kwargs(config, placement, weights_sha256=None))

@@ -4,7 +4,6 @@ turning logits into predictions, and where a stage ran. Plain Python: no Ray nee
 from __future__ import annotations
 
 import io
-import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 from PIL import Image
+
+from data_prep.cores import usable_cores
 
 RESIZE = 256
 CROP = 224
@@ -157,12 +158,12 @@ def threads_per_call(device: torch.device, calls_at_once: int) -> int | None:
     same way whatever overlapped it (logits reproduce bit for bit); growing it measured no faster."""
     if device.type != "cpu":
         return None
-    return max(1, len(os.sched_getaffinity(0)) // calls_at_once)
+    return max(1, usable_cores() // calls_at_once)
 
 
 def resolve_device(device: str) -> torch.device:
     """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
-    process may use: Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would
+    process may use (its affinity mask under any container CPU quota, data_prep.cores): Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would
     leave a CPU-only node's model on one thread."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -171,7 +172,7 @@ def resolve_device(device: str) -> torch.device:
 
         raise BenchError("--device cuda was asked for, but torch sees no CUDA GPU here")
     if device == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_num_threads(usable_cores())
     return torch.device(device)
 
 
