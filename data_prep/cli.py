@@ -25,7 +25,8 @@ app = make_app(
 )
 out = Console(highlight=False, soft_wrap=True)
 
-Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: the cores this process may use, under any container CPU limit).")]
+Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: the cores this process may use, "
+                                            "under any container CPU limit).")]
 Shards = Annotated[
     Optional[str],
     typer.Option(help="Write only shards i:j (e.g. 0:100), so several machines can share a big set. "

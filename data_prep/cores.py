@@ -3,10 +3,10 @@
 ``os.cpu_count()`` counts the machine's cores. A container started with ``--cpuset-cpus``
 (an affinity mask) or ``--cpus N`` (a CFS quota: N cores' worth of time per period), or a
 Kubernetes CPU limit, may use fewer; threads sized to the machine then share the smaller budget
-and stall at every barrier when the quota throttles them. The count here follows the rule Ray
-uses for a node's ``CPU`` resource (``ray._private.utils.get_num_cpus``, not a public API): the
-smaller of the affinity mask and the quota, truncated, at least 1. So a model actor's torch
-threads match the CPUs Ray believes the node has.
+and stall at every barrier when the quota throttles them. The count here is the affinity mask
+(which ``--cpuset-cpus`` sets) capped by the quota as Ray reads it for a node's ``CPU``
+resource (``ray._private.utils.get_num_cpus``, not a public API): truncated, at least 1. So a
+model actor's torch threads match the CPUs Ray believes the node has.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ from bench.stages.common import threads_per_call
 from bench.timing import images_per_second
 
 
-
 @pytest.mark.parametrize("device, calls, threads", [("cpu", 1, 4), ("cpu", 2, 2), ("cpu", 3, 1), ("cpu", 8, 1),
                                                     ("cuda", 2, None)])
 def test_calls_at_once_split_a_cpus_cores_and_leave_a_gpu_alone(monkeypatch, device, calls, threads):

@@ -163,8 +163,8 @@ def threads_per_call(device: torch.device, calls_at_once: int) -> int | None:
 
 def resolve_device(device: str) -> torch.device:
     """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
-    process may use (its affinity mask under any container CPU quota, data_prep.cores): Ray sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would
-    leave a CPU-only node's model on one thread."""
+    process may use (under any container CPU limit: data_prep.cores): Ray sets OMP_NUM_THREADS
+    to the actor's CPU reservation (1), which would leave a CPU-only node's model on one thread."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
