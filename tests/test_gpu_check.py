@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import REPO
+
+
+class RefuseRayImports(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "ray":
+            raise AssertionError("node_name tried to import ray")
+        return None
+
+
+def test_node_name_looks_ray_up_without_importing_it(monkeypatch):
+    # Called on every batch. Where Ray is not installed (the GPU machine) an import would be
+    # retried each time, and from two calling threads one saw the other's half-failed module
+    # (CI, 2026-11-30: "module 'ray' has no attribute 'is_initialized'").
+    from bench.stages.common import node_name
+
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [RefuseRayImports(), *sys.meta_path])
+    assert node_name() == socket.gethostname()
+
+    context = SimpleNamespace(get_node_id=lambda: "node-1")
+    monkeypatch.setitem(sys.modules, "ray", SimpleNamespace(is_initialized=lambda: True,
+                                                            get_runtime_context=lambda: context))
+    assert node_name() == "node-1"
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,14 +38,13 @@ def read_only_input() -> Iterator[None]:
 
 
 def node_name() -> str:
-    """The Ray node id when running inside Ray, else the host name."""
-    try:
-        import ray
-
-        if ray.is_initialized():
-            return ray.get_runtime_context().get_node_id()
-    except ImportError:
-        pass
+    """The Ray node id when running inside Ray, else the host name. Ray is looked up, not
+    imported: a process Ray runs has loaded it already, and where Ray is not installed (the GPU
+    check's machine) an import would be tried again on every batch, and from two calling threads
+    at once one of them could see the other's half-failed module."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
     return socket.gethostname()
 
 
