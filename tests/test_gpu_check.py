@@ -26,7 +26,7 @@ def test_node_name_looks_ray_up_without_importing_it(monkeypatch):
     # Called on every batch. Where Ray is not installed (the GPU machine) an import would be
     # retried each time, and from two calling threads one saw the other's half-failed module
     # (CI, 2026-11-30: "module 'ray' has no attribute 'is_initialized'").
-    from bench.stages.common import node_name
+    from bench.stages.batches import node_name
 
     monkeypatch.delitem(sys.modules, "ray", raising=False)
     monkeypatch.setattr(sys, "meta_path", [RefuseRayImports(), *sys.meta_path])

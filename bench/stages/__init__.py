@@ -2,25 +2,30 @@
 
 Each variant is a module with ``preprocess(batch) -> batch``, a ``Predictor`` class and
 ``predictor_options(config)`` (its Predictor's own arguments); a new variant is a new module
-registered here, not a branch in every function.
+registered here, not a branch in every function. Variants are imported when asked for, as the
+MLCommons reference imports its backends: this package is what a Ray worker imports to run a
+preprocessing function defined here, and the fast variant's preprocessing needs no torch
+(bench.stages.batches).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from functools import partial
 from types import ModuleType
 
 import numpy as np
 
-from bench.stages import fast, seed
+from bench.config import PIPELINES
 from data_prep.shards import pixels_to_numpy
-
-VARIANTS: dict[str, ModuleType] = {"fast": fast, "seed": seed}
 
 
 def variant(name: str) -> ModuleType:
-    return VARIANTS[name]
+    """The variant's module, imported now (it imports torch)."""
+    if name not in PIPELINES:
+        raise KeyError(f"no pipeline variant {name!r}: the variants are {', '.join(PIPELINES)}")
+    return importlib.import_module(f"bench.stages.{name}")
 
 
 def preprocess_for(stages: ModuleType, fmt: str, decode_on_model_device: bool = False

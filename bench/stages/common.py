@@ -1,30 +1,19 @@
-"""What both pipeline variants share: constants of the MLPerf transform, JPEG decoding,
-turning logits into predictions, and where a stage ran. Plain Python: no Ray needed."""
+"""What both pipeline variants' model stages share: device, precision, verified weights, the
+forward pass and turning logits into predictions. Plain Python: no Ray needed. (What
+preprocessing shares too, without torch, is in bench.stages.batches.)"""
 
 from __future__ import annotations
 
-import io
-import socket
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import torch
-from PIL import Image
 
+from bench.stages.batches import node_name
 from data_prep.cores import usable_cores
 
-RESIZE = 256
-CROP = 224
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-# Pixels arrive as 0..255, so the ImageNet mean/std are scaled by 255. (The reference script
-# fed 0..255 floats to Normalize(MEAN, STD) without dividing by 255: the same cost, but
-# meaningless predictions with real weights. Both variants here compute the correct function.)
-MEAN_255 = tuple(m * 255 for m in MEAN)
-STD_255 = tuple(s * 255 for s in STD)
 TOP_K = 5
 
 
@@ -35,28 +24,6 @@ def read_only_input() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         yield
-
-
-def node_name() -> str:
-    """The Ray node id when running inside Ray, else the host name. Ray is looked up, not
-    imported: a process Ray runs has loaded it already, and where Ray is not installed (the GPU
-    check's machine) an import would be tried again on every batch, and from two calling threads
-    at once one of them could see the other's half-failed module."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        return ray.get_runtime_context().get_node_id()
-    return socket.gethostname()
-
-
-def decode_jpeg(data: bytes, min_side: int | None = None) -> Image.Image:
-    """Decode to RGB. With ``min_side``, let libjpeg downscale in the DCT domain (1/2, 1/4,
-    1/8) as far as it can while the shorter side stays >= ``min_side``."""
-    image = Image.open(io.BytesIO(data))
-    if min_side is not None:
-        width, height = image.size
-        scale = min_side / min(width, height)
-        image.draft("RGB", (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
-    return image.convert("RGB")
 
 
 def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits: bool) -> dict[str, np.ndarray]:
@@ -75,16 +42,6 @@ def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits:
     if save_logits:
         out["logits"] = logits.cpu().numpy()
     return out
-
-
-def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, np.ndarray]:
-    """A preprocessing stage's output: the batch's ids and labels, the new pixels, and where."""
-    return {
-        "id": batch["id"],
-        "label": batch["label"],
-        "image": images,
-        "preprocess_node": np.full(len(images), node_name(), dtype=object),
-    }
 
 
 class ModelStage:

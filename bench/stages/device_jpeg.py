@@ -2,7 +2,7 @@
 decode as fast as the model computes (torchvision's ``decode_jpeg``: nvJPEG on a GPU,
 libjpeg-turbo on a CPU).
 
-The steps are the CPU path's (bench.stages.fast.preprocess): shorter side to 256 (bilinear,
+The steps are the CPU path's (bench.stages.crops.preprocess): shorter side to 256 (bilinear,
 antialiased), centre crop 224. The pixels are close to it but not the same: nvJPEG's IDCT and
 torchvision's tensor resize differ from libjpeg's DCT-domain downscaling and Pillow's resize by
 a few levels, so its cost is measured against the CPU path, as reduced precision's is against
@@ -21,7 +21,8 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2.functional import center_crop, resize
 
-from bench.stages.common import CROP, RESIZE, read_only_input
+from bench.stages.batches import CROP, RESIZE
+from bench.stages.common import read_only_input
 
 
 def decode_resize_crop(encoded: np.ndarray, device: torch.device) -> torch.Tensor:

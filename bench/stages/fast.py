@@ -1,16 +1,14 @@
 """Our pipeline: the same function as seed, shaped for throughput.
 
-- Preprocessing only crops uint8 pixels (on the reference's 256x256 data, Resize(256) is the
-  identity and CenterCrop(224) is a slice), so 4x fewer bytes cross the object store than
-  float32 tensors, and the CPU does almost nothing.
+- Preprocessing only crops uint8 pixels, without torch (bench.stages.crops): 4x fewer bytes
+  cross the object store than float32 tensors, and the CPU does almost nothing.
 - The model's device converts to float and normalises (the same float32 arithmetic as
   torchvision's Normalize), with channels_last memory: NHWC uint8 pixels permuted to NCHW are
   already channels_last, so no copy is needed.
 - On a GPU each calling thread has a CUDA stream of its own, so that when an actor runs two
   calls at once, one call's host-to-device copy overlaps the other's forward pass (on one
   stream, the copy waits for the compute before it, and the compute for the copy).
-- JPEG data is decoded with libjpeg's DCT-domain downscaling, resized in uint8 and cropped;
-  or, asked for (``keep_encoded``), passed on as bytes for the model's device to decode
+- JPEG bytes passed on by ``keep_encoded`` are decoded on the model's device
   (bench.stages.device_jpeg).
 """
 
@@ -20,36 +18,19 @@ import threading
 
 import numpy as np
 import torch
-from PIL import Image
 
-from bench.stages.common import (CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input,
-                                 threads_per_call)
+from bench.stages.batches import MEAN_255, STD_255
+from bench.stages.common import ModelStage, read_only_input, threads_per_call
+from bench.stages.crops import keep_encoded, preprocess
 from bench.stages.device_jpeg import decode_resize_crop
-from data_prep.images import resize_center_crop
 
-_OFFSET = (RESIZE - CROP) // 2
-
-
-def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    images = batch["image"]
-    if images.dtype == np.uint8 and images.shape[1:3] == (RESIZE, RESIZE):
-        crops = np.ascontiguousarray(images[:, _OFFSET : _OFFSET + CROP, _OFFSET : _OFFSET + CROP, :])
-    elif images.dtype == np.uint8:
-        crops = np.stack([resize_center_crop(Image.fromarray(image), RESIZE, CROP) for image in images])
-    else:
-        crops = np.stack([resize_center_crop(decode_jpeg(data, min_side=RESIZE), RESIZE, CROP) for data in images])
-    return preprocessed(batch, crops)
+__all__ = ["Predictor", "keep_encoded", "predictor_options", "preprocess"]
 
 
 def predictor_options(config) -> dict[str, int]:
     """Predictor arguments of this variant beyond ModelStage's, from a RunConfig: how many calls
     share a CPU actor's cores."""
     return {"calls_at_once": config.model_calls_at_once}
-
-
-def keep_encoded(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """JPEG bytes passed on as they are, for the Predictor to decode on its device."""
-    return preprocessed(batch, batch["image"])
 
 
 class Predictor(ModelStage):

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-from bench.stages.common import CROP, MEAN_255, RESIZE, STD_255, ModelStage, decode_jpeg, preprocessed, read_only_input
+from bench.stages.batches import CROP, MEAN_255, RESIZE, STD_255, decode_jpeg, preprocessed
+from bench.stages.common import ModelStage, read_only_input
 
 _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255, std=STD_255)])
 
