@@ -1,8 +1,8 @@
 """Where each stage runs, decided from the Ray cluster's resources.
 
 One model actor per GPU when the cluster has GPUs (on any node), one CPU actor when it has none.
-In a mixed cluster the CPU-only nodes do the preprocessing, selected through Ray's default
-``ray.io/node-id`` label, so GPU nodes keep their CPUs for feeding their GPUs.
+In a mixed cluster the CPU-only nodes do the reads and the preprocessing, selected through
+Ray's default ``ray.io/node-id`` label, so GPU nodes keep their CPUs for feeding their GPUs.
 """
 
 from __future__ import annotations

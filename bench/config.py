@@ -18,8 +18,11 @@ PROFILES: dict[str, dict[str, Any]] = {
              "preprocess_batch_size": None},
     # Ours: uint8 crops through the object store, normalisation on the model's device,
     # channels_last, reduced precision; batch size, calls in flight and the thread that runs the
-    # model depend on the device (DEVICE_PROFILES). Same function as seed at fp32.
-    "fast": {"preprocess_batch_size": 256},
+    # model depend on the device (DEVICE_PROFILES). Same function as seed at fp32. Preprocessing
+    # takes whole read blocks: with a batch size of its own (256 until 2026-11-30) Ray Data does
+    # not fuse it into the read tasks, and on GPU nodes whole images went through the object
+    # store before their crops did (2.3x the bytes, docs/performance.md).
+    "fast": {"preprocess_batch_size": None},
 }
 
 # The fast pipeline's per-device defaults (numbers in docs/performance.md).
@@ -28,8 +31,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 #   threads (threaded_actors: Ray's enable_true_multi_threading), which split the cores between
 #   them (bench.stages.common.threads_per_call): two one-thread calls run bf16 1.04-1.54x faster than
 #   one two-thread call, model alone, on a 2-core Xeon. They need work for both: 16 MiB read
-#   blocks (~80 raw images) instead of Ray's 128 MiB make the actor's tasks ~256 images, where
-#   1,024 images came as tasks of 896 and 128 images and one call ran alone most of the run.
+#   blocks (~80 raw images) instead of Ray's 128 MiB make the actor's tasks one block each,
+#   where 1,024 images came as tasks of 896 and 128 images and one call ran alone most of the run.
 # - cuda: big batches, and two calls in flight so batching the next input overlaps with
 #   computing this one.
 # Precision "auto" is resolved by bench.precision.default_for.

@@ -95,15 +95,18 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         stages = variant(config.pipeline)
 
         events = {"start": time.time()}
+        # Reads run where preprocessing does, so that Ray Data can fuse the two into one task
+        # and only crops, not whole images, go through the object store to the model.
+        where = {"label_selector": placement.preprocess_label_selector()}
         start = time.perf_counter()
         # The manifest's shards, never a directory listing: a stray file is not silently read.
-        ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS)
+        ds = ray.data.read_parquet(files, filesystem=filesystem, **where).select_columns(COLUMNS)
         after_read_call = time.perf_counter()
         ds = ds.map_batches(
             preprocess_for(stages, fmt, config.decode_on_device),
             batch_format="numpy",
             batch_size=config.preprocess_batch_size,
-            label_selector=placement.preprocess_label_selector(),
+            **where,
         )
         ds = ds.map_batches(
             stages.Predictor,

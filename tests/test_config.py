@@ -12,7 +12,9 @@ from bench.precision import default_for
 @pytest.mark.parametrize("kind", ["cpu", "cuda"])
 def test_open_fields_are_filled_from_the_device_and_auto_precision_is_resolved(kind):
     config = RunConfig().for_device(kind)
-    for key in {*PROFILES["fast"], *DEVICE_PROFILES[kind]}:
+    for key, value in PROFILES["fast"].items():
+        assert getattr(config, key) == value, key
+    for key in DEVICE_PROFILES[kind]:
         assert getattr(config, key) is not None, key
     assert config.precision == default_for(kind) != "auto"
     assert config.batch_size == DEVICE_PROFILES[kind]["batch_size"]

@@ -40,6 +40,9 @@ def test_stages_land_on_the_right_nodes(mixed_cluster, tmp_path):
     assert result["placement"]["preprocess_nodes"] == [mixed_cluster["cpu"]]
     assert result["images_per_node"]["model_node"] == {mixed_cluster["gpu"]: 16}
     assert result["images_per_node"]["preprocess_node"] == {mixed_cluster["cpu"]: 16}
+    # Reads run where preprocessing does, fused with it into one task: only crops travel to the model.
+    operators = [stage["operator"] for stage in result["stages"]]
+    assert any("ReadFiles" in name and "MapBatches(preprocess)" in name for name in operators), operators
     env = json.loads((path / bundle.ENV).read_text())
     assert len(env["nodes"]) == 3
     assert bundle.verify(path).ok
