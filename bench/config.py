@@ -18,12 +18,18 @@ PROFILES: dict[str, dict[str, Any]] = {
              "preprocess_batch_size": None},
     # Ours: uint8 crops through the object store, normalisation on the model's device,
     # channels_last, reduced precision; batch size, calls in flight and the thread that runs the
-    # model depend on the device (DEVICE_PROFILES). Same function as seed at fp32. Preprocessing
-    # takes whole read blocks: with a batch size of its own (256 until 2026-11-30) Ray Data does
-    # not fuse it into the read tasks, and on GPU nodes whole images went through the object
-    # store before their crops did (2.3x the bytes, docs/performance.md).
-    "fast": {"preprocess_batch_size": None},
+    # model depend on the device (DEVICE_PROFILES), the preprocessing batch size on the data
+    # (RunConfig.for_data). Same function as seed at fp32.
+    "fast": {},
 }
+
+# The fast pipeline's preprocessing batch size where its preprocessing decodes JPEGs on the CPU.
+# A crop takes whole read blocks (None): with a batch size of its own Ray Data does not fuse it
+# into the read tasks, and on GPU nodes whole images went through the object store before their
+# crops did (2.3x the bytes, docs/performance.md). Decoding is the opposite case: it needs more
+# cores than there are read tasks (each reads up to 128 MiB: seven 1,000-image shards of
+# 256x256 JPEGs), so it gets tasks of its own.
+JPEG_DECODE_BATCH_SIZE = 256
 
 # The fast pipeline's per-device defaults (numbers in docs/performance.md).
 # - cpu: small batches keep activations in cache and off the page-fault path (batch 16: ~35
@@ -66,6 +72,14 @@ class RunConfig:
         """Fill every unset field from the pipeline's profile."""
         profile = PROFILES[self.pipeline]
         return replace(self, **{k: v for k, v in profile.items() if getattr(self, k) is None})
+
+    def for_data(self, fmt: str) -> RunConfig:
+        """The fast pipeline's preprocessing batch size, unless given, for data of format
+        ``fmt``: whole read blocks, or JPEG_DECODE_BATCH_SIZE where the CPU decodes JPEGs."""
+        if self.pipeline != "fast" or self.preprocess_batch_size is not None:
+            return self
+        decodes_on_cpu = fmt == "jpeg" and not self.decode_on_device
+        return replace(self, preprocess_batch_size=JPEG_DECODE_BATCH_SIZE if decodes_on_cpu else None)
 
     def for_device(self, kind: str) -> RunConfig:
         """Fill what the profile left open from the device's defaults, then resolve "auto"

@@ -146,7 +146,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     connect(address)
     nodes = cluster.alive_nodes()
     placement = cluster.place(config, nodes)
-    config = config.for_device("cuda" if placement.actor_num_gpus else "cpu")
+    config = config.for_device("cuda" if placement.actor_num_gpus else "cpu").for_data(dataset.manifest["format"])
 
     int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
 

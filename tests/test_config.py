@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import DEVICE_PROFILES, PROFILES, RunConfig
+from bench.config import DEVICE_PROFILES, JPEG_DECODE_BATCH_SIZE, PROFILES, RunConfig
 from bench.precision import default_for
 
 
@@ -24,6 +24,16 @@ def test_what_the_user_gave_wins_over_every_default():
     given = dict(batch_size=7, max_concurrency=3, threaded_actors=False, precision="fp32", preprocess_batch_size=5)
     config = RunConfig(**given).for_device("cpu")
     assert {key: getattr(config, key) for key in given} == given
+
+
+def test_preprocessing_takes_whole_read_blocks_unless_the_cpu_decodes_jpegs():
+    # Whole blocks (None) let Ray Data fuse the preprocessing into the read tasks; decoding gets tasks of its own.
+    assert RunConfig().for_data("raw").preprocess_batch_size is None
+    assert RunConfig().for_data("pixels").preprocess_batch_size is None
+    assert RunConfig().for_data("jpeg").preprocess_batch_size == JPEG_DECODE_BATCH_SIZE
+    assert RunConfig(decode_on_device=True).for_data("jpeg").preprocess_batch_size is None  # passed on as bytes
+    assert RunConfig(preprocess_batch_size=8).for_data("raw").preprocess_batch_size == 8  # given wins
+    assert RunConfig(pipeline="seed").for_data("jpeg").preprocess_batch_size is None  # the reference's
 
 
 def test_the_seed_pipeline_keeps_the_reference_settings_on_every_device():

@@ -29,20 +29,24 @@ def mixed_cluster():
 
 
 @pytest.mark.slow
-def test_stages_land_on_the_right_nodes(mixed_cluster, tmp_path):
+@pytest.mark.parametrize("fmt", ["raw", "jpeg"])
+def test_stages_land_on_the_right_nodes(mixed_cluster, tmp_path, fmt):
     from conftest import run_cli
 
     data = tmp_path / "data"
-    run_cli("data-prep", "synth", "--images", "16", "--rows-per-shard", "4", "--out", str(data), "-q", check=True)
+    run_cli("data-prep", "synth", "--images", "16", "--rows-per-shard", "4", "--format", fmt, "--out", str(data), "-q",
+            check=True)
     path = runner.run(None, str(data), RunConfig(batch_size=4), None, tmp_path / "bundle", show_progress=False)
     result = json.loads((path / bundle.RESULT).read_text())
     assert result["placement"]["actors"] == 1 and result["placement"]["actor_num_gpus"] == 1.0
     assert result["placement"]["preprocess_nodes"] == [mixed_cluster["cpu"]]
     assert result["images_per_node"]["model_node"] == {mixed_cluster["gpu"]: 16}
     assert result["images_per_node"]["preprocess_node"] == {mixed_cluster["cpu"]: 16}
-    # Reads run where preprocessing does, fused with it into one task: only crops travel to the model.
+    # Reads run where preprocessing does. A crop is fused into the read tasks, so only crops travel
+    # to the model; JPEG decoding keeps tasks of its own, to use more cores than there are reads.
     operators = [stage["operator"] for stage in result["stages"]]
-    assert any("ReadFiles" in name and "MapBatches(preprocess)" in name for name in operators), operators
+    fused = "ReadFilesParquetV2->MapBatches(preprocess)"
+    assert (fused in operators) == (fmt == "raw") and ("MapBatches(preprocess)" in operators) == (fmt == "jpeg"), operators
     env = json.loads((path / bundle.ENV).read_text())
     assert len(env["nodes"]) == 3
     assert bundle.verify(path).ok
