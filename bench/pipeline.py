@@ -95,8 +95,8 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         stages = variant(config.pipeline)
 
         events = {"start": time.time()}
-        # Reads run where preprocessing does, so that Ray Data can fuse the two into one task
-        # and only crops, not whole images, go through the object store to the model.
+        # Reads run where preprocessing does, so that Ray Data can fuse a crop on whole blocks
+        # into the read tasks (RunConfig.for_data): only crops go through the object store.
         where = {"label_selector": placement.preprocess_label_selector()}
         start = time.perf_counter()
         # The manifest's shards, never a directory listing: a stray file is not silently read.
