@@ -60,6 +60,14 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True) + "\n"
 
 
+def write_sums(directory: Path, names: list[str] | None = None) -> None:
+    """``directory``/SHA256SUMS over ``names`` (paths relative to it; default: every other file
+    in it), in ``sha256sum -c`` format."""
+    if names is None:
+        names = sorted(p.name for p in directory.iterdir() if p.name != SUMS)
+    (directory / SUMS).write_text("".join(f"{sha256_file(directory / n)}  {n}\n" for n in names))
+
+
 class BundleWriter:
     """Collects a bundle's files in a staging directory next to ``final``."""
 
@@ -87,8 +95,7 @@ class BundleWriter:
         self.write_text(ENV, dumps(env))
         if finish is not None:
             finish(self.staging)
-        files = sorted(p.name for p in self.staging.iterdir() if p.name != SUMS)
-        self.write_text(SUMS, "".join(f"{sha256_file(self.path(n))}  {n}\n" for n in files))
+        write_sums(self.staging)
         if self.final.exists():
             self.final.rmdir()
         self.staging.rename(self.final)

@@ -34,7 +34,6 @@ import torch
 
 from bench import bundle, cluster, datasets, envinfo, micro, precision, quantize, runner
 from bench.config import RunConfig
-from bench.digests import sha256_file
 from bench.errors import BenchError
 from bench.memory import WorkerMemorySampler
 from bench.stages import variant
@@ -184,5 +183,4 @@ def write(out: Path, figures: dict[str, Any]) -> None:
     """perf.json plus a SHA256SUMS over it and each run bundle's own SHA256SUMS, so
     ``sha256sum -c SHA256SUMS`` there checks the whole tree (each run also `bench verify`s)."""
     (out / PERF).write_text(bundle.dumps(figures))
-    names = [PERF] + sorted(str(p.relative_to(out)) for p in out.glob("runs/*/" + bundle.SUMS))
-    (out / bundle.SUMS).write_text("".join(f"{sha256_file(out / n)}  {n}\n" for n in names))
+    bundle.write_sums(out, [PERF] + sorted(str(p.relative_to(out)) for p in out.glob("runs/*/" + bundle.SUMS)))

@@ -136,8 +136,7 @@ def test_skip_bad_shards_records_the_skip_and_accounts_for_every_image(ray_local
     # A doctored count that no longer accounts for the dataset is caught.
     result["dataset_images"] += 1
     (path / bundle.RESULT).write_text(bundle.dumps(result))
-    files = sorted(p.name for p in path.iterdir() if p.name != bundle.SUMS)
-    (path / bundle.SUMS).write_text("".join(f"{bundle.sha256_file(path / n)}  {n}\n" for n in files))
+    bundle.write_sums(path)
     assert any("do not account for the dataset" in p for p in bundle.verify(path).problems)
 
 
