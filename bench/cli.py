@@ -143,7 +143,11 @@ def compare_command(
     bundles: Annotated[list[Path], typer.Argument(help="Two or more bundles; the first is the baseline.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object for machines.")] = False,
 ) -> None:
-    """Throughput and its ratio, same data? same weights? top-1 agreement, environment differences."""
+    """Throughput and its ratio, same data? same weights? same predictions? top-1 agreement, and
+    which settings and environment differ.
+
+    "same predictions" compares the bundles' predictions_sha256 (every image's top-1 answer):
+    yes means the runs reproduced each other bit for bit."""
     if len(bundles) < 2:
         raise BenchError("compare needs at least two bundles")
     report = compare_mod.compare(bundles)
@@ -151,14 +155,16 @@ def compare_command(
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(title=f"baseline: {report['baseline']}")
-    for column in ("bundle", "pipeline", "images", "img/s", "ratio", "same data", "same weights", "top-1 agree", "env differs"):
+    for column in ("bundle", "pipeline", "images", "img/s", "ratio", "same data", "same weights", "same predictions",
+                   "top-1 agree", "config differs", "env differs"):
         table.add_column(column)
     for row in report["rows"]:
         agreement = row["top1_agreement"]
         table.add_row(
             Path(row["bundle"]).name, row["pipeline"], f"{row['images']:,}", f"{row['throughput_img_s']:,.1f}",
-            f"{row['ratio_to_first']:.2f}x", _yes(row["same_data"]), _yes(row["same_weights"]),
-            "-" if agreement is None else f"{agreement:.4f}", ", ".join(row["env_differences"]) or "-",
+            f"{row['ratio_to_first']:.2f}x", _yes(row["same_data"]), _yes(row["same_weights"]), _yes(row["same_predictions"]),
+            "-" if agreement is None else f"{agreement:.4f}", ", ".join(row["config_differences"]) or "-",
+            ", ".join(row["env_differences"]) or "-",
         )
     out.print(table)
 

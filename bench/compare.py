@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from bench import bundle
 
-ENV_KEYS = ("python", "cuda", "driver", "packages", "cpu", "gpus", "container")
+ENV_KEYS = ("kit", "python", "cuda", "driver", "packages", "cpu", "gpus", "container")
 
 
 def top1_agreement(a: Path, b: Path) -> float | None:
@@ -26,6 +26,12 @@ def top1_agreement(a: Path, b: Path) -> float | None:
 
 def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return [key for key in ENV_KEYS if a.get(key) != b.get(key)]
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Run settings (``result.json`` ``config``) that differ: the first place to look when two
+    runs of the same data give other numbers or other answers."""
+    return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
 
 
 def compare(bundles: list[Path]) -> dict[str, Any]:
@@ -44,6 +50,7 @@ def compare(bundles: list[Path]) -> dict[str, Any]:
             "same_weights": result["weights_sha256"] == base["weights_sha256"],
             "same_predictions": result["predictions_sha256"] == base["predictions_sha256"],
             "top1_agreement": top1_agreement(bundles[0], path),
+            "config_differences": config_differences(base["config"], result["config"]),
             "env_differences": env_differences(base_env, env),
         })
     return {"baseline": str(bundles[0]), "rows": rows}

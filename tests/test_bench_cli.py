@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from bench import model
+from bench import bundle, model
 from bench.digests import sha256_file
 from bench.errors import BenchError
 from bench.secrets import scrub_uri
@@ -124,6 +125,23 @@ def test_compare_needs_two_bundles_and_verify_names_problems(cli, tmp_path):
     proc = cli("bench", "verify", str(tmp_path), "--json")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)[str(tmp_path)]["problems"] == ["SHA256SUMS: missing"]
+
+
+def test_compare_names_the_settings_that_differ_and_whether_predictions_match(cli, tmp_path):
+    from conftest import REPO
+
+    published = REPO / "results" / "published" / "mini-fast-cpu"
+    other = tmp_path / "other"
+    shutil.copytree(published, other)
+    result = json.loads((other / bundle.RESULT).read_text())
+    result["config"]["batch_size"] += 1
+    (other / bundle.RESULT).write_text(bundle.dumps(result))
+    bundle.write_sums(other)
+    rows = json.loads(cli("bench", "compare", "--json", str(published), str(other), check=True).stdout)["rows"]
+    assert [r["config_differences"] for r in rows] == [[], ["batch_size"]]
+    assert [r["same_predictions"] for r in rows] == [True, True]
+    table = cli("bench", "compare", str(published), str(other), check=True, env={"COLUMNS": "200"}).stdout
+    assert "same predictions" in table and "batch_size" in table
 
 
 def test_decoding_raw_data_on_the_device_is_a_clear_error(cli, tiny):

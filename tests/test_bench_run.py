@@ -260,8 +260,11 @@ def test_compare_reports_differences(ray_local, bundles, data, tmp_path):
     rows = report["rows"]
     assert [r["same_data"] for r in rows] == [True, True, True]
     assert [r["same_weights"] for r in rows] == [True, True, False]
-    assert rows[1]["top1_agreement"] == 1.0
+    assert rows[1]["top1_agreement"] == 1.0 and rows[1]["same_predictions"]
     assert rows[0]["ratio_to_first"] == 1.0
+    # fast at fp32 with logits kept, against the defaults (precision resolved) with another seed
+    assert rows[2]["config_differences"] == ["precision", "save_logits", "seed"]
+    assert [r["env_differences"] for r in rows] == [[], [], []]
 
 
 def test_exactly_once_check_names_lost_and_duplicated_images(tmp_path):
