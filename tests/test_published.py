@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bench import bundle, reference
+from bench.config import RunConfig
 from conftest import REPO
 
 PUBLISHED = REPO / "results" / "published"
@@ -24,6 +25,27 @@ def test_published_bundle_verifies(path):
     assert verdict.ok, verdict.problems
     result = json.loads((path / bundle.RESULT).read_text())
     assert result["complete"] is True and result["images"] > 0
+
+
+# What "auto" precision resolves to, by the model's device (bench.precision.default_for): the
+# CPU's own capabilities decide between bf16 and int8, so a bundle records the resolved value.
+AUTO_PRECISIONS = {"cpu": {"bf16", "int8"}, "cuda": {"fp16"}}
+
+
+@pytest.mark.parametrize("path", BUNDLES, ids=[p.name for p in BUNDLES])
+def test_published_bundle_ran_todays_defaults(path):
+    """A published bundle is what `bench run SIZE [--pipeline seed]` does with this code: a
+    changed default fails here until the bundles are made again (README, "Published bundles")."""
+    result = json.loads((path / bundle.RESULT).read_text())
+    recorded, kind = result["config"], result["placement"]["device"]
+    resolved = {"precision": recorded["precision"]} if result["pipeline"] == "fast" else {}
+    today = RunConfig(pipeline=result["pipeline"], **resolved).for_device(kind).for_data(result["dataset"]["format"])
+    assert recorded == today.as_dict()
+    if resolved:
+        assert recorded["precision"] in AUTO_PRECISIONS[kind]
+    assert result["weights"] == "random" and result["dataset"]["kind"] == "synth"
+    kit = json.loads((path / bundle.ENV).read_text())["kit"]
+    assert kit["commit"] and kit["dirty"] is False, "published bundles come from a clean checkout"
 
 
 def test_reference_figures_are_the_published_ones():
