@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -68,15 +72,41 @@ def write_sums(directory: Path, names: list[str] | None = None) -> None:
     (directory / SUMS).write_text("".join(f"{sha256_file(directory / n)}  {n}\n" for n in names))
 
 
+# A staging directory: ".NAME.partial-HOST-PID-RANDOM", HOST and PID the writing process's (the
+# host because results directories are shared between machines and containers).
+_STAGING = re.compile(r"^\.(?P<name>.+)\.partial-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def staging_name(final: Path) -> str:
+    return f".{final.name}.partial-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def abandoned_staging(parent: Path) -> list[Path]:
+    """Staging directories in ``parent`` whose writer, on this host, is gone. A run killed
+    outright (SIGKILL, the OOM killer, or a Ray cluster that died under it: Ray then ends the
+    driver itself) cannot clean up after itself; this is how the next run finds what it left."""
+    if not parent.is_dir():
+        return []
+    found = []
+    for path in sorted(parent.glob(".*.partial-*")):
+        match = _STAGING.match(path.name)
+        if (match and path.is_dir() and match["host"] == socket.gethostname()
+                and not psutil.pid_exists(int(match["pid"]))):
+            found.append(path)
+    return found
+
+
 class BundleWriter:
-    """Collects a bundle's files in a staging directory next to ``final``."""
+    """Collects a bundle's files in a staging directory next to ``final``; ``abandoned`` lists
+    the staging directories that killed runs left beside it."""
 
     def __init__(self, final: Path):
         if final.exists() and any(final.iterdir()):
             raise BenchError(f"{final} already exists and is not empty; choose another --out")
         final.parent.mkdir(parents=True, exist_ok=True)
         self.final = final
-        self.staging = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+        self.abandoned = abandoned_staging(final.parent)
+        self.staging = final.parent / staging_name(final)
         self.staging.mkdir()
 
     def path(self, name: str) -> Path:

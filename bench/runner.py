@@ -151,6 +151,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
 
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
+    report_abandoned(writer.abandoned)
     samplers = collector.start_cluster_telemetry(nodes, telemetry_interval_s) if telemetry_interval_s else []
     try:
         predictions = writer.path(bundle.PREDICTIONS)
@@ -215,6 +216,17 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     except BaseException:
         writer.abandon()
         raise
+
+
+def report_abandoned(paths: list[Path]) -> None:
+    """Name what killed runs left behind, once per run, whatever --quiet says."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for path in paths:
+        console.print(f"note: {path} was left by a bench run that was killed before it could clean up (SIGKILL, the "
+                      f"OOM killer, or its Ray cluster died under it); it holds no result, only the predictions that "
+                      f"run had received. Delete it when you no longer need it.", markup=False)
 
 
 def interrupted(writer: bundle.BundleWriter, exc: KeyboardInterrupt, expected: int) -> Interrupted:

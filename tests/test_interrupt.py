@@ -1,11 +1,13 @@
 """Ctrl-C and SIGTERM during data-prep leave no half-written shard that looks valid, and the
-dataset resumes; during bench run they leave the predictions so far, marked incomplete."""
+dataset resumes; during bench run they leave the predictions so far, marked incomplete. A run
+killed outright cannot clean up: the next run names what it left."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench import bundle
 from conftest import synth_dataset
 
 from data_prep.manifest import ShardRecord, verify
@@ -64,20 +67,27 @@ def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, 
     assert json.loads((out / "manifest.json").read_text()) == json.loads((fresh / "manifest.json").read_text())
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
-def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_not_verify(tmp_path, cli, signum, code, name):
-    data = synth_dataset(tmp_path / "data", 96)
-    out = tmp_path / "bundle"
+def bench_run_in_inference(data: Path, out: Path) -> subprocess.Popen:
+    """`bench run` in a child process, returned once its model actor exists or its first
+    predictions are being written."""
     exe = Path(sys.executable).parent / "bench"
     proc = subprocess.Popen([str(exe), "run", "--data", str(data), "--out", str(out), "--precision", "fp32",
                              "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while not any("MapWorker" in " ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)
-                  if p.is_running()) and not list(tmp_path.glob(".bundle.partial-*/predictions.parquet")):
+                  if p.is_running()) and not list(out.parent.glob(f".{out.name}.partial-*/predictions.parquet")):
         assert proc.poll() is None and time.monotonic() < deadline, "the run did not reach inference in time"
         time.sleep(0.2)
     time.sleep(3)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_not_verify(tmp_path, cli, signum, code, name):
+    data = synth_dataset(tmp_path / "data", 96)
+    out = tmp_path / "bundle"
+    proc = bench_run_in_inference(data, out)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr[-3000:]
@@ -87,3 +97,40 @@ def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_no
     assert not (out / "SHA256SUMS").exists() and not (out / "result.json").exists()
     verified = cli("bench", "verify", str(out))
     assert verified.returncode == 1 and "incomplete run" in verified.stderr
+
+
+@pytest.mark.slow
+def test_a_bench_run_killed_outright_is_named_by_the_next_run(tmp_path, cli):
+    data = synth_dataset(tmp_path / "data", 96)
+    proc = bench_run_in_inference(data, tmp_path / "killed")
+    ray_processes = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()  # as the OOM killer would: no handler runs
+    proc.communicate(timeout=60)
+    for child in ray_processes:  # some of a local Ray outlive a killed driver
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    left = list(tmp_path.glob(".killed.partial-*"))
+    assert len(left) == 1 and not (tmp_path / "killed").exists()
+    second = cli("bench", "run", "--data", str(data), "--out", str(tmp_path / "second"), "--precision", "fp32", "-q",
+                 check=True)
+    assert f"note: {left[0]} was left by a bench run that was killed" in second.stderr
+    assert left[0].is_dir()  # named, never deleted: what it holds is the user's to look at
+    assert bundle.verify(tmp_path / "second").ok
+
+
+def test_only_staging_directories_of_runs_gone_from_this_host_count_as_abandoned(tmp_path):
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    host = socket.gethostname()
+    dead = tmp_path / f".a.partial-{host}-{finished.pid}-0123abcd"
+    alive = tmp_path / f".b.partial-{host}-{os.getpid()}-0123abcd"
+    elsewhere = tmp_path / f".c.partial-not-{host}-{finished.pid}-0123abcd"
+    unknown = tmp_path / ".d.partial-0123abcd"  # named before pids were
+    for path in (dead, alive, elsewhere, unknown):
+        path.mkdir()
+    writer = bundle.BundleWriter(tmp_path / "new")
+    assert writer.abandoned == [dead]
+    assert writer.staging.name.startswith(f".new.partial-{host}-{os.getpid()}-")
+    writer.abandon()
