@@ -81,17 +81,23 @@ def staging_name(final: Path) -> str:
     return f".{final.name}.partial-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def name_of(path: Path) -> str:
+    """A bundle's name, also while it is still being staged (its report is written there)."""
+    match = _STAGING.match(path.name)
+    return match["name"] if match else path.name
+
+
 def abandoned_staging(parent: Path) -> list[Path]:
     """Staging directories in ``parent`` whose writer, on this host, is gone. A run killed
     outright (SIGKILL, the OOM killer, or a Ray cluster that died under it: Ray then ends the
     driver itself) cannot clean up after itself; this is how the next run finds what it left."""
     if not parent.is_dir():
         return []
+    host = socket.gethostname()
     found = []
     for path in sorted(parent.glob(".*.partial-*")):
         match = _STAGING.match(path.name)
-        if (match and path.is_dir() and match["host"] == socket.gethostname()
-                and not psutil.pid_exists(int(match["pid"]))):
+        if match and path.is_dir() and match["host"] == host and not psutil.pid_exists(int(match["pid"])):
             found.append(path)
     return found
 

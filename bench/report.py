@@ -34,7 +34,7 @@ def _load(path: Path) -> dict[str, Any]:
     result = json.loads((path / bundle.RESULT).read_text())
     telemetry = path / bundle.TELEMETRY
     rows = pq.read_table(telemetry).to_pylist() if telemetry.exists() else []
-    return {"path": path, "name": path.name.split(".partial-")[0].lstrip("."), "result": result, "rows": rows}
+    return {"path": path, "name": bundle.name_of(path), "result": result, "rows": rows}
 
 
 def throughput_plot(runs: list[dict[str, Any]]) -> str:

@@ -133,4 +133,5 @@ def test_only_staging_directories_of_runs_gone_from_this_host_count_as_abandoned
     writer = bundle.BundleWriter(tmp_path / "new")
     assert writer.abandoned == [dead]
     assert writer.staging.name.startswith(f".new.partial-{host}-{os.getpid()}-")
+    assert bundle.name_of(writer.staging) == "new" == bundle.name_of(tmp_path / "new")  # what its report is titled
     writer.abandon()
