@@ -41,6 +41,7 @@ check fast-fp16-pixels-compiled --format pixels --passes 8 --compile  # torch.co
 check fast-fp16-pixels-compiled-2calls --format pixels --passes 8 --compile --calls-at-once 2
 check fast-bf16-pixels --format pixels --passes 8 --precision bf16
 check fast-fp16-pixels-b512 --format pixels --passes 8 --batch-size 512
+check fast-fp16-pixels-b512-2calls --format pixels --passes 8 --batch-size 512 --calls-at-once 2
 check fast-fp16-jpeg --format jpeg --passes 2                # JPEG decoded on the CPU, by loader processes (as Ray's tasks)
 check fast-fp16-jpeg-threads --format jpeg --passes 2 --loader threads  # ... by threads, as in run N
 check fast-fp16-jpeg-device-decode --format jpeg --passes 4 --decode-on-device  # decoded by nvJPEG, resized on the GPU

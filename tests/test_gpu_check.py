@@ -213,3 +213,17 @@ def test_the_prepared_script_runs_the_checks_asked_for_and_tables_them(tmp_path)
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 1 and "1 check(s) failed" in proc.stderr
     assert "--prefetch: must be at least 1, not 0" in proc.stdout  # the check's own error, shown
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in (REPO / "docs" / "gpu-runs").iterdir() if p.is_dir()))
+def test_each_kept_gpu_run_summary_is_what_its_check_outputs_say(folder):
+    # docs/performance.md quotes these tables; the JSON files are the measurements. Rows are
+    # compared as a set: --summarise orders by file time, which a git checkout does not keep.
+    from bench.gpu_check import summary_table
+
+    run = REPO / "docs" / "gpu-runs" / folder
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(run.glob("*.json"))}
+    kept = (run / "summary.md").read_text().splitlines()
+    remade = summary_table(results).splitlines()
+    assert len(results) >= 1 and kept[:4] == remade[:4]  # device and versions line, blank, header, rule
+    assert sorted(kept[4:]) == sorted(remade[4:])
