@@ -39,13 +39,16 @@ JPEG_DECODE_BATCH_SIZE = 256
 #   one two-thread call, model alone, on a 2-core Xeon. They need work for both: 16 MiB read
 #   blocks (~80 raw images) instead of Ray's 128 MiB make the actor's tasks one block each,
 #   where 1,024 images came as tasks of 896 and 128 images and one call ran alone most of the run.
-# - cuda: big batches, and two calls in flight so batching the next input overlaps with
-#   computing this one.
+# - cuda: big batches, and two calls at once on the actor's own threads (threaded_actors), each
+#   on a CUDA stream of its own (bench.stages.fast), so that one call's host-to-device copy and
+#   read of results overlap the other's forward pass: 0.86-0.87 -> 0.92-0.93 of the model-only
+#   ceiling end to end on an H200 (fp16, batch 256; bench/gpu_check.sh, 2026-11-30). Unthreaded,
+#   Ray overlaps only the batching of the next input with this call.
 # Precision "auto" is resolved by bench.precision.default_for.
 DEVICE_PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {"batch_size": 16, "max_concurrency": 2, "threaded_actors": True, "precision": "auto",
             "read_block_mib": 16},
-    "cuda": {"batch_size": 256, "max_concurrency": 2, "threaded_actors": False, "precision": "auto",
+    "cuda": {"batch_size": 256, "max_concurrency": 2, "threaded_actors": True, "precision": "auto",
              "read_block_mib": 128},
 }
 

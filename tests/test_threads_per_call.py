@@ -72,7 +72,8 @@ def test_streams_call_at_once_and_their_rates_add_up():
 
 def test_an_actor_runs_its_calls_at_once_only_when_threaded():
     assert RunConfig().for_device("cpu").model_calls_at_once == 2
-    assert RunConfig(precision="fp16").for_device("cuda").model_calls_at_once == 1  # calls overlap batching only
+    assert RunConfig(precision="fp16").for_device("cuda").model_calls_at_once == 2  # each on its own CUDA stream
+    assert RunConfig(threaded_actors=False).for_device("cuda").model_calls_at_once == 1  # calls overlap batching only
     assert RunConfig(max_concurrency=3, threaded_actors=False).for_device("cpu").model_calls_at_once == 1
 
 
