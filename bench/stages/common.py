@@ -44,6 +44,17 @@ def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits:
     return out
 
 
+def ieee_fp32() -> None:
+    """fp32 means IEEE fp32 on GPUs too. By default PyTorch lets cuDNN run fp32 convolutions as
+    TF32 (a 10-bit mantissa) on Ampere and newer GPUs, so the seed pipeline and the fp32 model
+    that reduced precision's cost is measured against would not be fp32 there; the reference
+    benchmark's T4 has no TF32. torch's switch is process-wide, so every model stage sets it
+    (the legacy flags: torch 2.11 and 2.14 take them without warnings, and mixing them with the
+    newer ``fp32_precision`` API makes torch raise)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 class ModelStage:
     """What both variants' Predictors share: device, precision, verified weights, and the
     forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
@@ -57,6 +68,7 @@ class ModelStage:
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
         from bench.errors import BenchError
 
+        ieee_fp32()
         self.device = resolve_device(device)
         self.precision = precision
         self.save_logits = save_logits
