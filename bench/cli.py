@@ -327,3 +327,6 @@ def env_command(
 
 add_version_option(app, "bench", __version__)
 main = run_app(app, user_errors=(BenchError,))
+
+if __name__ == "__main__":  # python3 -m bench.cli, where the console script is not installed (bench/gpu_ray_check.sh)
+    main()

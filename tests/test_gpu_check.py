@@ -215,15 +215,43 @@ def test_the_prepared_script_runs_the_checks_asked_for_and_tables_them(tmp_path)
     assert "--prefetch: must be at least 1, not 0" in proc.stdout  # the check's own error, shown
 
 
-@pytest.mark.parametrize("folder", sorted(p.name for p in (REPO / "docs" / "gpu-runs").iterdir() if p.is_dir()))
-def test_each_kept_gpu_run_summary_is_what_its_check_outputs_say(folder):
-    # docs/performance.md quotes these tables; the JSON files are the measurements. Rows are
-    # compared as a set: --summarise orders by file time, which a git checkout does not keep.
+KEPT_RUNS = REPO / "docs" / "gpu-runs"
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in KEPT_RUNS.iterdir() if p.is_dir()))
+def test_each_kept_gpu_run_summary_is_what_its_outputs_say(folder):
+    # docs/performance.md quotes these tables; the JSON files are the measurements: gpu_check's
+    # (NAME.json) or `bench run`'s through bench/gpu_ray_check.sh (NAME.result.json). gpu_check's
+    # rows are compared as a set: --summarise orders by file time, which a git checkout does not keep.
+    from bench import gpu_ray_check
     from bench.gpu_check import summary_table
 
-    run = REPO / "docs" / "gpu-runs" / folder
-    results = {path.stem: json.loads(path.read_text()) for path in sorted(run.glob("*.json"))}
+    run = KEPT_RUNS / folder
     kept = (run / "summary.md").read_text().splitlines()
+    if list(run.glob("*.result.json")):
+        assert kept == gpu_ray_check.table(run).splitlines() and len(kept) == 2 + len(gpu_ray_check.RUNS)
+        return
+    results = {path.stem: json.loads(path.read_text()) for path in sorted(run.glob("*.json"))}
     remade = summary_table(results).splitlines()
     assert len(results) >= 1 and kept[:4] == remade[:4]  # device and versions line, blank, header, rule
     assert sorted(kept[4:]) == sorted(remade[4:])
+
+
+@pytest.mark.slow
+def test_the_prepared_ray_check_runs_bench_run_three_times_and_tables_it(tmp_path):
+    # bench/gpu_ray_check.sh dry-run on the CPU: three verified `bench run` bundles (defaults,
+    # threaded actors off, defaults again), compared and tabled. On the CPU every batch is
+    # computed the same way whatever ran beside it, so all three give the same predictions.
+    out = tmp_path / "out"
+    env = {"PATH": f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": sys.executable,
+           "BENCH_DEVICE": "cpu"}
+    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu_ray_check.sh"), str(out), "64"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("OK: ") == 3  # bench verify, once per bundle
+    compare = json.loads((out / "compare.json").read_text())
+    assert [r["config_differences"] for r in compare["rows"]] == [[], ["threaded_actors"], []]
+    assert all(r["same_predictions"] and r["images"] == 64 for r in compare["rows"])
+    rows = (out / "summary.md").read_text().splitlines()[2:]
+    assert [r.split(" | ")[:3] for r in rows] == [["| two-calls", "2", "64"], ["| one-call", "1", "64"],
+                                                  ["| two-calls-again", "2", "64"]]

@@ -1,0 +1,45 @@
+"""The table of bench/gpu_ray_check.sh: one row per `bench run` bundle's result.json that the
+script keeps (NAME.result.json, in the order run), with the figures that split a short run's
+throughput into Ray's start-up and streaming.
+
+    python3 -m bench.gpu_ray_check OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RUNS = ("two-calls", "one-call", "two-calls-again")  # the script's A-B-A order
+
+
+def row(name: str, result: dict[str, Any]) -> str:
+    telemetry = result.get("telemetry") or {}
+    util = [gpu["util_pct"]["mean"] for gpu in telemetry.get("gpus") or [] if gpu.get("util_pct")]
+    events = result["events"]
+    first = events["first_predictions"] - events["start"]
+    streaming = result["images"] / (events["end"] - events["first_predictions"])  # start-up excluded
+    config = result["config"]
+    calls = config["max_concurrency"] if config["threaded_actors"] else 1
+    energy = telemetry.get("energy_j_per_image")
+    cells = [name, calls, f"{result['images']:,}", f"{result['throughput_img_s']:,.0f}",
+             f"{result['timings']['wall_s']:.1f}", f"{result['timings']['metadata_s']:.1f}", f"{first:.1f}",
+             f"{streaming:,.0f}", f"{sum(util) / len(util):.0f}" if util else "-",
+             "-" if energy is None else f"{energy:.3f}", result["predictions_sha256"][:16]]
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def table(directory: Path) -> str:
+    rows = ["| run | calls at once | images | img/s | wall s | listing s | first predictions at s "
+            "| img/s after them | GPU util % | J/image | predictions sha256 |", "|" + "---|" * 11]
+    for name in RUNS:
+        path = directory / f"{name}.result.json"
+        if path.exists():
+            rows.append(row(name, json.loads(path.read_text())))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table(Path(sys.argv[1])))
