@@ -42,8 +42,9 @@ JPEG_DECODE_BATCH_SIZE = 256
 # - cuda: big batches, and two calls at once on the actor's own threads (threaded_actors), each
 #   on a CUDA stream of its own (bench.stages.fast), so that one call's host-to-device copy and
 #   read of results overlap the other's forward pass: 0.86-0.87 -> 0.92-0.93 of the model-only
-#   ceiling end to end on an H200 (fp16, batch 256; bench/gpu_check.sh, 2026-11-30). Unthreaded,
-#   Ray overlaps only the batching of the next input with this call.
+#   ceiling end to end on an H200 (fp16, batch 256; the stages in one process, bench/gpu_check.sh;
+#   through Ray 8,392 -> 8,866-8,977 img/s streaming, bench/gpu_ray_check.sh; 2026-11-30).
+#   Unthreaded, Ray overlaps only the batching of the next input with this call.
 # Precision "auto" is resolved by bench.precision.default_for.
 DEVICE_PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {"batch_size": 16, "max_concurrency": 2, "threaded_actors": True, "precision": "auto",
