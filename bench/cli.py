@@ -45,7 +45,8 @@ def run_command(
     data: DataOpt = None,
     pipeline: Annotated[str, typer.Option(help="fast (ours) or seed (the reference benchmark, faithfully).")] = "fast",
     batch_size: Annotated[Optional[int], typer.Option(help="Images per model batch (default: seed 1000; fast 16 on CPU, 256 on GPU).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Model actors (default: one per GPU, or one on CPU).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="Model actors (default: one per GPU, or one on CPU). More actors than GPUs share them, "
+                  "k per GPU, 1/k of one each.")] = None,
     device: Annotated[str, typer.Option(help="auto (GPUs if the cluster has them), cuda or cpu.")] = "auto",
     precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16, fp16 or int8 (default: seed fp32; fast auto = fp16 on GPU, bf16 on CPUs with native bf16, else int8, calibrated once on the dataset's last 64 images). Reduced precision's cost against fp32 is measured and kept in the bundle.")] = None,
     weights: Annotated[str, typer.Option(help="random (seeded), imagenet (torchvision's file from the torch hub cache, sha256-checked) or a path.")] = "random",

@@ -1,12 +1,15 @@
 """Where each stage runs, decided from the Ray cluster's resources.
 
 One model actor per GPU when the cluster has GPUs (on any node), one CPU actor when it has none.
+Asked for more model actors than GPUs, they share them: each gets 1/k of a GPU, k actors per GPU,
+so that the host's per-batch work (Ray's batching, copies) runs in several processes per GPU.
 In a mixed cluster the CPU-only nodes do the reads and the preprocessing, selected through
 Ray's default ``ray.io/node-id`` label, so GPU nodes keep their CPUs for feeding their GPUs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -53,6 +56,30 @@ def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
     use_gpus = total_gpus > 0 and config.device != "cpu"
     if use_gpus:
         actors = config.concurrency or total_gpus
-        return Placement(actors, 1.0, 1.0, "auto" if config.device == "auto" else config.device,
+        if not cpu_nodes:  # the reads share the GPU nodes' CPUs with the model actors
+            leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in gpu_nodes))
+        return Placement(actors, gpu_share(actors, total_gpus), 1.0, "auto" if config.device == "auto" else config.device,
                          [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes)
-    return Placement(config.concurrency or 1, 0.0, 1.0, "cpu", [], nodes)
+    actors = config.concurrency or 1
+    leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in cpu_nodes))
+    return Placement(actors, 0.0, 1.0, "cpu", [], nodes)
+
+
+def leave_cpus_for_reads(actors: int, cpus: float) -> None:
+    """Each model actor reserves a CPU, and so does each of Ray's read tasks: actors holding
+    every CPU where the shards are read would leave the run waiting for reads that never start
+    until --stall-timeout (seen with 2 CPU actors on 2 cores), so refuse at once."""
+    if actors < cpus:
+        return
+    fix = (f"use --concurrency {int(cpus) - 1} or fewer" if cpus >= 2
+           else "give the Ray cluster at least 2 CPUs")
+    raise BenchError(f"{actors} model actor(s) would hold all {cpus:g} CPU(s) where the shards are read "
+                     f"(each reserves one), leaving none for the reads: {fix}")
+
+
+def gpu_share(actors: int, gpus: int) -> float:
+    """Each model actor's share of a GPU: a whole one while there are enough, else 1/k with k =
+    actors per GPU rounded up, a share that packs (1/k of one GPU k times; 2/3 would fit once)."""
+    if actors <= gpus:
+        return 1.0
+    return 1.0 / math.ceil(actors / gpus)
