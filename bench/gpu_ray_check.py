@@ -1,6 +1,6 @@
 """The table of bench/gpu_ray_check.sh: one row per `bench run` bundle's result.json that the
-script keeps (NAME.result.json, in the order run), with the figures that split a short run's
-throughput into Ray's start-up and streaming.
+script keeps (NAME.result.json), in the order they ran, with the figures that split a short
+run's throughput into Ray's start-up and streaming.
 
     python3 -m bench.gpu_ray_check OUT_DIR
 """
@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RUNS = ("two-calls", "one-call", "two-calls-again")  # the script's A-B-A order
-
 
 def row(name: str, result: dict[str, Any]) -> str:
     telemetry = result.get("telemetry") or {}
@@ -21,23 +19,25 @@ def row(name: str, result: dict[str, Any]) -> str:
     events = result["events"]
     first = events["first_predictions"] - events["start"]
     streaming = result["images"] / (events["end"] - events["first_predictions"])  # start-up excluded
-    config = result["config"]
+    config, placement = result["config"], result["placement"]
     calls = config["max_concurrency"] if config["threaded_actors"] else 1
     energy = telemetry.get("energy_j_per_image")
-    cells = [name, calls, f"{result['images']:,}", f"{result['throughput_img_s']:,.0f}",
-             f"{result['timings']['wall_s']:.1f}", f"{result['timings']['metadata_s']:.1f}", f"{first:.1f}",
-             f"{streaming:,.0f}", f"{sum(util) / len(util):.0f}" if util else "-",
-             "-" if energy is None else f"{energy:.3f}", result["predictions_sha256"][:16]]
+    cells = [name, placement["actors"], f"{placement['actor_num_gpus']:g}", calls, f"{result['images']:,}",
+             f"{result['throughput_img_s']:,.0f}", f"{result['timings']['wall_s']:.1f}",
+             f"{result['timings']['metadata_s']:.1f}", f"{first:.1f}", f"{streaming:,.0f}",
+             f"{sum(util) / len(util):.0f}" if util else "-", "-" if energy is None else f"{energy:.3f}",
+             result["predictions_sha256"][:16]]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
 def table(directory: Path) -> str:
-    rows = ["| run | calls at once | images | img/s | wall s | listing s | first predictions at s "
-            "| img/s after them | GPU util % | J/image | predictions sha256 |", "|" + "---|" * 11]
-    for name in RUNS:
-        path = directory / f"{name}.result.json"
-        if path.exists():
-            rows.append(row(name, json.loads(path.read_text())))
+    results = {path.name.removesuffix(".result.json"): json.loads(path.read_text())
+               for path in directory.glob("*.result.json")}
+    rows = ["| run | model actors | GPUs each | calls at once | images | img/s | wall s | listing s "
+            "| first predictions at s | img/s after them | GPU util % | J/image | predictions sha256 |",
+            "|" + "---|" * 13]
+    for name, result in sorted(results.items(), key=lambda item: item[1]["events"]["start"]):
+        rows.append(row(name, result))
     return "\n".join(rows)
 
 

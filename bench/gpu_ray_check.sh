@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The Ray pipeline itself on a lent GPU machine, in one call: `bench run` on synthetic pixel
-# shards with today's GPU defaults (two calls at once per threaded model actor, each on its own
-# CUDA stream), with the previous default (threaded_actors off: one forward pass at a time) and
-# with the defaults again (A-B-A, as this machine's speed may drift), then `bench verify` of each
-# bundle and `bench compare` of the three.
-#   bench/gpu_ray_check.sh OUT_DIR [IMAGES]   # default 65,536 images; OUT_DIR gets each run's
-#                                            # result.json, compare.json and the table
+# The Ray pipeline itself on a lent GPU machine, in one call: `bench run` three times on the same
+# synthetic pixel shards - today's GPU defaults (one model actor per GPU, two calls at once, each
+# on its own CUDA stream), a variant, and the defaults again (A-B-A, as a machine's speed may
+# drift) - then `bench verify` of each bundle and `bench compare` of the three.
+#   bench/gpu_ray_check.sh OUT_DIR [IMAGES [NAME=FIELDS]]
+# IMAGES: default 65,536. NAME=FIELDS: the variant, RunConfig fields as JSON; default
+# two-actors='{"concurrency": 2}', two model actors sharing the GPU (Ray's per-batch host work in
+# two processes). OUT_DIR gets each run's NAME.result.json, compare.json/.txt and summary.md.
 # Where Ray is not installed (the lent machine), it is installed from .whl/ first: run
 # bench/gpu_ray_wheels.sh here beforehand and carry .whl. PYTHON picks the interpreter
 # (python3); BENCH_DEVICE=cpu gives a CPU dry run of the same steps.
 set -euo pipefail
 out=${1:-gpu-ray-check-out}
 images=${2:-65536}
+default_variant='two-actors={"concurrency": 2}'
+variant=${3:-$default_variant}
 python=${PYTHON:-python3}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if ! "$python" -c 'import ray' 2>/dev/null; then
@@ -32,27 +35,29 @@ df -h /dev/shm | tail -n 1
 echo "== data: $images synthetic images, pixels format $(date -u +%H:%M:%S)"
 "$python" -m data_prep.cli synth --images "$images" --format pixels --out "$scratch/data" -q > /dev/null
 
-run() {  # NAME THREADED: one bench run into $scratch/NAME, its result.json kept as OUT/NAME.result.json
-    local name=$1 threaded=$2
-    echo "== $name (threaded_actors=$threaded) $(date -u +%H:%M:%S)"
-    "$python" - "$scratch/data" "$scratch/$name" "$device" "$threaded" <<'EOF'
+run() {  # NAME FIELDS: one bench run into $scratch/NAME, RunConfig FIELDS (JSON) besides the
+         # device; its result.json kept as OUT/NAME.result.json
+    local name=$1 fields=$2
+    echo "== $name ($fields) $(date -u +%H:%M:%S)"
+    "$python" - "$scratch/data" "$scratch/$name" "$device" "$fields" <<'EOF'
+import json
 import sys
 from pathlib import Path
 
 from bench import runner
 from bench.config import RunConfig
 
-data, bundle, device, threaded = sys.argv[1:]
-config = RunConfig(device=device, threaded_actors={"default": None, "off": False}[threaded])
-runner.run(None, data, config, None, Path(bundle), show_progress=False)
+data, bundle, device, fields = sys.argv[1:]
+runner.run(None, data, RunConfig(device=device, **json.loads(fields)), None, Path(bundle), show_progress=False)
 EOF
     "$python" -m bench.cli verify "$scratch/$name"
     cp "$scratch/$name/result.json" "$out/$name.result.json"
 }
-run two-calls default
-run one-call off
-run two-calls-again default
+run defaults '{}'
+run "${variant%%=*}" "${variant#*=}"
+run defaults-again '{}'
 
-"$python" -m bench.cli compare "$scratch/two-calls" "$scratch/one-call" "$scratch/two-calls-again" --json > "$out/compare.json"
-"$python" -m bench.cli compare "$scratch/two-calls" "$scratch/one-call" "$scratch/two-calls-again" | tee "$out/compare.txt"
+bundles=("$scratch/defaults" "$scratch/${variant%%=*}" "$scratch/defaults-again")
+"$python" -m bench.cli compare "${bundles[@]}" --json > "$out/compare.json"
+"$python" -m bench.cli compare "${bundles[@]}" | tee "$out/compare.txt"
 "$python" -m bench.gpu_ray_check "$out" | tee "$out/summary.md"
