@@ -61,7 +61,7 @@ def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
         return Placement(actors, gpu_share(actors, total_gpus), 1.0, "auto" if config.device == "auto" else config.device,
                          [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes)
     actors = config.concurrency or 1
-    leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in cpu_nodes))
+    leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in nodes))  # --device cpu: GPU nodes' too
     return Placement(actors, 0.0, 1.0, "cpu", [], nodes)
 
 

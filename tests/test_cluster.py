@@ -32,6 +32,8 @@ def test_one_whole_gpu_per_actor_by_default_and_shared_when_more_are_asked_for()
 def test_cpu_clusters_get_cpu_actors_and_cuda_without_gpus_is_refused():
     cpu = place(RunConfig(concurrency=2), [node("c", 4)])
     assert (cpu.actors, cpu.actor_num_gpus, cpu.device) == (2, 0.0, "cpu")
+    on_a_gpu_node = place(RunConfig(device="cpu"), [node("g", 16, 1)])  # the CPU actor and reads use its CPUs
+    assert (on_a_gpu_node.actors, on_a_gpu_node.actor_num_gpus, on_a_gpu_node.device) == (1, 0.0, "cpu")
     with pytest.raises(BenchError, match="has no GPUs"):
         place(RunConfig(device="cuda"), [node("c", 2)])
 
