@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wheels for bench/gpu_ray_check.sh, fetched here (where PyPI is reachable) for the lent GPU
 # machine (Python 3.12, x86-64, no network, no Ray):
-#   bench/gpu_ray_wheels.sh [DEST]        # default: .whl/ in the repo (add /.whl/ to .git/info/exclude)
+#   bench/gpu_ray_wheels.sh [DEST]        # default: .whl/ in the repo (git-ignored: name it in the device call's carry)
 # Ray and jsonschema's chain (Ray needs it; that machine lacks it), at the versions and hashes of
 # requirements/lock.txt. Ray's wheel (79 MB) is larger than what one device call carries (64 MiB),
 # so it is repacked without its Java jar (ray/jars/, 32 MB compressed), which a Python driver
