@@ -49,7 +49,7 @@ def alive_nodes() -> list[dict[str, Any]]:
 def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
     gpu_nodes = [n for n in nodes if n["resources"].get("GPU", 0) > 0]
     cpu_nodes = [n for n in nodes if n["resources"].get("GPU", 0) == 0 and n["resources"].get("CPU", 0) > 0]
-    total_gpus = int(sum(n["resources"].get("GPU", 0) for n in gpu_nodes))
+    total_gpus = int(total(gpu_nodes, "GPU"))
     if config.device == "cuda" and total_gpus == 0:
         raise BenchError("--device cuda was asked for, but the Ray cluster has no GPUs; "
                          "use --device cpu (or auto) to run on CPUs")
@@ -57,12 +57,17 @@ def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
     if use_gpus:
         actors = config.concurrency or total_gpus
         if not cpu_nodes:  # the reads share the GPU nodes' CPUs with the model actors
-            leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in gpu_nodes))
+            leave_cpus_for_reads(actors, total(gpu_nodes, "CPU"))
         return Placement(actors, gpu_share(actors, total_gpus), 1.0, "auto" if config.device == "auto" else config.device,
                          [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes)
     actors = config.concurrency or 1
-    leave_cpus_for_reads(actors, sum(n["resources"].get("CPU", 0) for n in nodes))  # --device cpu: GPU nodes' too
+    leave_cpus_for_reads(actors, total(nodes, "CPU"))  # --device cpu: GPU nodes' too
     return Placement(actors, 0.0, 1.0, "cpu", [], nodes)
+
+
+def total(nodes: list[dict[str, Any]], resource: str) -> float:
+    """How much of a Ray resource ("CPU", "GPU") the ``nodes`` have together."""
+    return sum(n["resources"].get(resource, 0) for n in nodes)
 
 
 def leave_cpus_for_reads(actors: int, cpus: float) -> None:

@@ -43,7 +43,7 @@ from bench import precision, quantize
 from bench.config import RunConfig
 from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
-from bench.telemetry.summary import summarise
+from bench.telemetry.summary import mean_gpu_util, summarise
 from bench.timing import images_per_second, model_ceiling, sync
 from data_prep import synth
 from data_prep.cores import usable_cores
@@ -255,7 +255,6 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
         seconds = time.perf_counter() - start
     done = len(predicted["id"])
     telemetry = summarise(loop.stop(), done)
-    gpu_util = [g["util_pct"]["mean"] for g in telemetry["gpus"] if g["util_pct"]]
     return {
         "device": str(predictor.device),
         "gpu": torch.cuda.get_device_name(predictor.device) if on_gpu else None,
@@ -271,7 +270,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
         "end_to_end_img_s": done / seconds,
         "end_to_end_over_ceiling": done / seconds / ceiling,
         "top1_matches_serial_call": share_matching(predicted, predictor(first)),
-        "gpu_util_mean_pct": float(np.mean(gpu_util)) if gpu_util else None,
+        "gpu_util_mean_pct": mean_gpu_util(telemetry),
         "energy_j_per_image": telemetry["energy_j_per_image"],
         **costs,
         "telemetry": telemetry,

@@ -12,20 +12,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.config import RunConfig
+from bench.telemetry.summary import mean_gpu_util
+
 
 def row(name: str, result: dict[str, Any]) -> str:
     telemetry = result.get("telemetry") or {}
-    util = [gpu["util_pct"]["mean"] for gpu in telemetry.get("gpus") or [] if gpu.get("util_pct")]
+    util = mean_gpu_util(telemetry)
     events = result["events"]
     first = events["first_predictions"] - events["start"]
     streaming = result["images"] / (events["end"] - events["first_predictions"])  # start-up excluded
-    config, placement = result["config"], result["placement"]
-    calls = config["max_concurrency"] if config["threaded_actors"] else 1
+    placement = result["placement"]
+    calls = RunConfig(**result["config"]).model_calls_at_once
     energy = telemetry.get("energy_j_per_image")
     cells = [name, placement["actors"], f"{placement['actor_num_gpus']:g}", calls, f"{result['images']:,}",
              f"{result['throughput_img_s']:,.0f}", f"{result['timings']['wall_s']:.1f}",
              f"{result['timings']['metadata_s']:.1f}", f"{first:.1f}", f"{streaming:,.0f}",
-             f"{sum(util) / len(util):.0f}" if util else "-", "-" if energy is None else f"{energy:.3f}",
+             "-" if util is None else f"{util:.0f}", "-" if energy is None else f"{energy:.3f}",
              result["predictions_sha256"][:16]]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 

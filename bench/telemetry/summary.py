@@ -89,3 +89,11 @@ def summarise(samples: Samples, images: int) -> dict[str, Any]:
         "spilled_bytes": sum(s["spilled_bytes"] for s in stores) if stores else None,
         "unavailable": samples.unavailable,
     }
+
+
+def mean_gpu_util(summary: dict[str, Any] | None) -> float | None:
+    """The mean of each GPU's mean utilisation in a ``summarise`` result, None without any
+    (no GPU, or none that reports utilisation): one figure for a run's table row."""
+    util = [gpu["util_pct"]["mean"] for gpu in (summary or {}).get("gpus") or [] if gpu.get("util_pct")]
+    return float(np.mean(util)) if util else None
+
