@@ -91,36 +91,15 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    with target_block_size(config.read_block_mib):
+    with data_context(config.read_block_mib):
         stages = variant(config.pipeline)
 
         events = {"start": time.time()}
-        # Reads run where preprocessing does, so that Ray Data can fuse a crop on whole blocks
-        # into the read tasks (RunConfig.for_data): only crops go through the object store.
-        where = {"label_selector": placement.preprocess_label_selector()}
         start = time.perf_counter()
-        # The manifest's shards, never a directory listing: a stray file is not silently read.
-        ds = ray.data.read_parquet(files, filesystem=filesystem, **where).select_columns(COLUMNS)
+        ds = read_shards(files, filesystem, placement)
         after_read_call = time.perf_counter()
-        ds = ds.map_batches(
-            preprocess_for(stages, fmt, config.decode_on_device),
-            batch_format="numpy",
-            batch_size=config.preprocess_batch_size,
-            **where,
-        )
-        ds = ds.map_batches(
-            stages.Predictor,
-            fn_constructor_kwargs=predictor_kwargs(config, placement, weights_sha256, int8_state),
-            batch_size=config.batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(
-                size=placement.actors,
-                max_concurrent_calls_per_actor=config.max_concurrency,
-                enable_true_multi_threading=config.threaded_actors,
-            ),
-            num_gpus=placement.actor_num_gpus,
-            num_cpus=placement.actor_num_cpus,
-        )
+        ds = predict(ds, preprocess_for(stages, fmt, config.decode_on_device), stages.Predictor,
+                     predictor_kwargs(config, placement, weights_sha256, int8_state), config, placement)
 
         schema = prediction_schema(config.save_logits)
         images = 0
@@ -141,20 +120,64 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         return Timings(start, after_read_call, end, images, stage_times(stats), events), stats
 
 
+def read_shards(files: list[str], filesystem, placement: Placement):
+    """The manifest's shards as a Ray dataset, never a directory listing: a stray file is not
+    silently read. Reads run where preprocessing does, so that Ray Data can fuse a crop on whole
+    blocks into the read tasks (RunConfig.for_data): only crops go through the object store."""
+    import ray
+
+    where = {"label_selector": placement.preprocess_label_selector()}
+    return ray.data.read_parquet(files, filesystem=filesystem, **where).select_columns(COLUMNS)
+
+
+def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], config: RunConfig,
+            placement: Placement):
+    """``ds`` preprocessed in tasks where it was read, then predicted by a pool of
+    ``placement.actors`` ``predictor`` actors in batches of ``config.batch_size``."""
+    import ray
+
+    where = {"label_selector": placement.preprocess_label_selector()}
+    ds = ds.map_batches(preprocess, batch_format="numpy", batch_size=config.preprocess_batch_size, **where)
+    return ds.map_batches(
+        predictor,
+        fn_constructor_kwargs=predictor_kwargs,
+        batch_size=config.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(
+            size=placement.actors,
+            max_concurrent_calls_per_actor=config.max_concurrency,
+            enable_true_multi_threading=config.threaded_actors,
+        ),
+        num_gpus=placement.actor_num_gpus,
+        num_cpus=placement.actor_num_cpus,
+    )
+
+
 @contextmanager
-def target_block_size(mib: int | None) -> Iterator[None]:
-    """Ray Data's target block size set to ``mib`` (None: as it is) for one run, then put back:
-    the context outlives the run, and `bench perf` runs `bench micro` after it on Ray's defaults."""
+def data_context(read_block_mib: int | None) -> Iterator[None]:
+    """Ray Data's context for one run, put back after it (it outlives the run, and `bench perf`
+    runs `bench micro` after it on Ray's defaults):
+
+    - the read blocks' target size, ``read_block_mib`` (None: Ray's default);
+    - blocks kept in order (``preserve_order``), so that the model's batches are made of the
+      same images in every run. Unordered, Ray Data bundles blocks for the actors in the order
+      they finish, and which images share a batch, and how many (a bundle's last batch is
+      smaller), changed from run to run (3 runs of 4,096 images: 2 different sets of batches).
+      A CPU gives each image the same logits whatever batch it is in; a GPU's kernels depend
+      on the batch's size, which is the likely reason why fp16 answers on an H200 differed in 1-2
+      of 65,536 images between runs (docs/performance.md, run T). In order cost nothing
+      measurable on the CPU (docs/performance.md)."""
     import ray
 
     context = ray.data.DataContext.get_current()
-    before = context.target_max_block_size
-    if mib:
-        context.target_max_block_size = mib * 2**20
+    before = context.target_max_block_size, context.execution_options.preserve_order
+    if read_block_mib:
+        context.target_max_block_size = read_block_mib * 2**20
+    context.execution_options.preserve_order = True
     try:
         yield
     finally:
-        context.target_max_block_size = before
+        context.target_max_block_size, context.execution_options.preserve_order = before
 
 
 _DONE = object()

@@ -353,17 +353,3 @@ def test_the_read_block_size_cuts_reads_into_smaller_blocks_and_loses_nothing(ra
     assert blocks > tasks and result["config"]["read_block_mib"] == 1
     assert result["predictions_sha256"] == json.loads((bundles["fast"] / bundle.RESULT).read_text())["predictions_sha256"]
 
-
-def test_a_runs_block_size_is_put_back_after_it_even_when_it_fails():
-    import ray
-
-    from bench.pipeline import target_block_size
-
-    context = ray.data.DataContext.get_current()
-    before = context.target_max_block_size
-    with pytest.raises(RuntimeError), target_block_size(1):
-        assert context.target_max_block_size == 2**20
-        raise RuntimeError("the run failed")
-    assert context.target_max_block_size == before
-    with target_block_size(None):
-        assert context.target_max_block_size == before
