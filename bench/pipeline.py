@@ -162,11 +162,11 @@ def data_context(read_block_mib: int | None) -> Iterator[None]:
     - blocks kept in order (``preserve_order``), so that the model's batches are made of the
       same images in every run. Unordered, Ray Data bundles blocks for the actors in the order
       they finish, and which images share a batch, and how many (a bundle's last batch is
-      smaller), changed from run to run (3 runs of 4,096 images: 2 different sets of batches).
-      A CPU gives each image the same logits whatever batch it is in; a GPU's kernels depend
-      on the batch's size, which is the likely reason why fp16 answers on an H200 differed in 1-2
-      of 65,536 images between runs (docs/performance.md, run T). In order cost nothing
-      measurable on the CPU (docs/performance.md)."""
+      smaller), changed from run to run (4,096 images: 3 runs made 2, then 3, different sets of
+      batches; in order, 1). On the CPU the answers reproduced anyway; a GPU's kernels depend
+      on the batch's size, the likely reason why fp16 answers on an H200 differed in 1-2 of
+      65,536 images between runs (run T). In order cost nothing measurable on the CPU
+      (docs/performance.md, "Batches made the same way in every run")."""
     import ray
 
     context = ray.data.DataContext.get_current()
