@@ -8,7 +8,9 @@ call) in the main thread, with the NVML sampler on. Prints one JSON object:
 the model-only ceiling, the end-to-end figure and its ratio, GPU utilisation, energy per image,
 and reduced precision's cost against fp32. Two more figures split the gap between the ceiling
 and end to end: the predictor's full call (copy in, normalise, forward, results out) on a batch
-already in host memory, without the loader; and the host-to-device copy's bandwidth.
+already in host memory, without the loader; and the host-to-device copy's bandwidth. One more
+asks whether an image's logits depend on the size of the batch it is computed in
+(batch_size_effect; not for compiled models, which would compile again for the other size).
 
     PYTHONPATH=. python3 -m bench.gpu_check                  # the default pipeline, its defaults
     PYTHONPATH=. python3 -m bench.gpu_check --pipeline seed  # the reference, for the ratio
@@ -196,6 +198,26 @@ def share_matching(predicted: dict[str, np.ndarray], reference: dict[str, np.nda
     return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
 
 
+def batch_size_effect(predictor, crops: np.ndarray) -> dict[str, Any]:
+    """Does an image's answer depend on the batch it is computed in? The first 3/8 of one model
+    batch (96 of 256: a short last batch as Ray made them, docs/performance.md) computed as a batch
+    of their own, against the same images in the full batch; and the full batch computed twice.
+    On a GPU, cuDNN picks kernels by batch size: if the smaller batch moves logits while a repeat
+    does not, batches that change from run to run explain answers that do."""
+    smaller = max(1, len(crops) * 3 // 8)
+    full = predictor.logits(crops, predictor.precision).float().cpu()
+    again = predictor.logits(crops, predictor.precision).float().cpu()
+    alone = predictor.logits(crops[:smaller], predictor.precision).float().cpu()
+    in_full = full[:smaller]
+    return {
+        "smaller_batch": smaller,
+        "rows_bit_equal": int((alone == in_full).all(dim=1).sum()) / smaller,
+        "top1_agreement": int((alone.argmax(dim=1) == in_full.argmax(dim=1)).sum()) / smaller,
+        "max_abs_logit_diff": float((alone - in_full).abs().max()),
+        "repeat_bit_equal": bool(torch.equal(full, again)),
+    }
+
+
 def host_to_device_gb_s(pixels: np.ndarray, device: torch.device, min_seconds: float) -> dict[str, float] | None:
     """GB/s of copying one batch's pixels to the GPU from page-locked memory (as the loader
     here hands them over) and from ordinary memory (as Ray's object store does); None on a CPU
@@ -243,6 +265,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
     predictor_only = images_per_second(lambda: predictor(first), len(first["id"]), check.min_seconds,
                                        device=predictor.device, streams=check.calls_at_once)
     copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(check.min_seconds, 1.0))
+    batch_effect = None if check.compile_model else batch_size_effect(predictor, first["image"])
     costs = precision.accuracy_costs(predictor, stages, precision.sample_batch(files), check.decode_on_device)
 
     with loader_pool(check.loader_workers, check.loader_processes) as pool:
@@ -270,6 +293,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
         "end_to_end_img_s": done / seconds,
         "end_to_end_over_ceiling": done / seconds / ceiling,
         "top1_matches_serial_call": share_matching(predicted, predictor(first)),
+        "batch_size_effect": batch_effect,
         "gpu_util_mean_pct": mean_gpu_util(telemetry),
         "energy_j_per_image": telemetry["energy_j_per_image"],
         **costs,
@@ -287,7 +311,8 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
         f"{name} {version}" for name, version in first["versions"].items()), ""]
     rows += ["| check | pipeline | precision | batch | compiled | calls at once | loader | images | model only img/s "
              "| predictor only img/s | end to end img/s | e2e / ceiling | GPU util % | J/image | top-1 vs fp32 "
-             "| copy GB/s pinned, pageable | top-1 = serial call | top-1 vs CPU decoding |", "|" + "---|" * 18]
+             "| copy GB/s pinned, pageable | top-1 = serial call | top-1 vs CPU decoding "
+             "| logits equal in a smaller batch, repeat |", "|" + "---|" * 19]
     for name, r in results.items():
         cost = r.get("precision_cost") or {}
         copy = r.get("host_to_device_gb_s")
@@ -298,9 +323,18 @@ def summary_table(results: dict[str, dict[str, Any]]) -> str:
                  _maybe(r["energy_j_per_image"], ".3f"), _maybe(cost.get("top1_agreement"), ".3f"),
                  "-" if copy is None else f"{copy['pinned']:.1f}, {copy['pageable']:.1f}",
                  _maybe(r.get("top1_matches_serial_call"), ".3f"),
-                 _maybe((r.get("decoding_cost") or {}).get("top1_agreement"), ".3f")]
+                 _maybe((r.get("decoding_cost") or {}).get("top1_agreement"), ".3f"),
+                 _batch_effect_cell(r.get("batch_size_effect"))]
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
+
+
+def _batch_effect_cell(effect: dict[str, Any] | None) -> str:
+    """"0.250 at 96, yes": the share of images whose logits a batch of 96 left bit for bit as
+    they were in the full batch, and whether the full batch repeated bit for bit."""
+    if effect is None:
+        return "-"
+    return f"{effect['rows_bit_equal']:.3f} at {effect['smaller_batch']}, {'yes' if effect['repeat_bit_equal'] else 'no'}"
 
 
 def _maybe(value: float | None, spec: str) -> str:

@@ -148,14 +148,51 @@ def test_the_summary_table_has_one_row_per_check_with_its_figures():
     text = summary_table({
         "a": result(12451.0, 14744.0, {"top1_agreement": 1.0}, calls_at_once=2, loader="processes", predictor_only_img_s=13502.4,
                     host_to_device_gb_s={"pinned": 24.61, "pageable": 9.04}, top1_matches_serial_call=0.9961,
-                    decoding_cost={"top1_agreement": 0.984}),
+                    decoding_cost={"top1_agreement": 0.984},
+                    batch_size_effect={"smaller_batch": 96, "rows_bit_equal": 0.25, "repeat_bit_equal": True}),
         "b": result(2000.0, 8000.0, None),  # written before the split figures existed
     })
     lines = text.splitlines()
     assert lines[0] == "NVIDIA H200; torch 2.11.0"
     assert lines[4] == ("| a | fast | fp16 | 256 | no | 2 | processes | 65,536 | 14,744 | 13,502 | 12,451 | 0.84 | 84 | 0.048 "
-                        "| 1.000 | 24.6, 9.0 | 0.996 | 0.984 |")
-    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | threads | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - | - |"
+                        "| 1.000 | 24.6, 9.0 | 0.996 | 0.984 | 0.250 at 96, yes |")
+    assert lines[5] == "| b | fast | fp16 | 256 | no | 1 | threads | 65,536 | 8,000 | - | 2,000 | 0.25 | 84 | 0.048 | - | - | - | - | - |"
+
+
+class FakePredictor:
+    """Logits of each image = its pixels' mean, plus ``per_batch_image`` times the batch's size
+    (a kernel chosen by batch size, in miniature), plus ``per_call`` times the calls so far."""
+
+    precision = "fp16"
+
+    def __init__(self, per_batch_image: float = 0.0, per_call: float = 0.0):
+        self.per_batch_image, self.per_call, self.calls = per_batch_image, per_call, 0
+
+    def logits(self, crops, precision):
+        import torch
+
+        self.calls += 1
+        means = torch.from_numpy(crops.reshape(len(crops), -1).mean(axis=1))
+        bias = self.per_batch_image * len(crops) + self.per_call * self.calls
+        return torch.stack([means, means * 0.5 + bias, -means], dim=1)
+
+
+@pytest.mark.parametrize("per_batch_image, per_call, bit_equal, repeat", [
+    (0.0, 0.0, 1.0, True),  # every image computed the same way in any batch, every time
+    (1e-3, 0.0, 0.0, True),  # the batch's size moves every image's logits; a repeat does not
+    (0.0, 1e-3, 0.0, False),  # nondeterministic: even the same batch twice differs
+])
+def test_the_batch_size_effect_tells_batch_dependence_from_nondeterminism(per_batch_image, per_call, bit_equal, repeat):
+    import numpy as np
+
+    from bench.gpu_check import batch_size_effect
+
+    crops = np.random.default_rng(0).random((16, 4, 4, 3))
+    effect = batch_size_effect(FakePredictor(per_batch_image, per_call), crops)
+    assert effect["smaller_batch"] == 6  # 3/8 of 16
+    assert effect["rows_bit_equal"] == bit_equal and effect["repeat_bit_equal"] is repeat
+    assert effect["top1_agreement"] == 1.0  # the shifts are far below the top-1 margins here
+    assert (effect["max_abs_logit_diff"] == 0.0) == (bit_equal == 1.0)
 
 
 def test_several_callers_predict_every_batch_exactly_once():
