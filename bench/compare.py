@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench import bundle
+from bench.config import RunConfig
 
 ENV_KEYS = ("kit", "python", "cuda", "driver", "packages", "cpu", "gpus", "container")
 
@@ -30,8 +31,11 @@ def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Run settings (``result.json`` ``config``) that differ: the first place to look when two
-    runs of the same data give other numbers or other answers."""
-    return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+    runs of the same data give other numbers or other answers. A setting that a bundle lacks
+    was added after it was made, and it ran as the setting's default does."""
+    defaults = RunConfig().as_dict()
+    return sorted(key for key in a.keys() | b.keys()
+                  if a.get(key, defaults.get(key)) != b.get(key, defaults.get(key)))
 
 
 def compare(bundles: list[Path]) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class RunConfig:
     save_logits: bool = False  # keep full logits in the predictions (for exactness checks)
     stall_timeout_s: float = 600.0  # fail loudly when no predictions arrive for this long
     decode_on_device: bool = False  # JPEG data decoded by the model actors on their device (fast only)
+    whole_batches: bool = False  # crops re-cut into blocks of batch_size rows: no short batch, one more copy (bench.pipeline.predict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_profile(self) -> RunConfig:

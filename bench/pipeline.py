@@ -126,18 +126,26 @@ def read_shards(files: list[str], filesystem, placement: Placement):
     blocks into the read tasks (RunConfig.for_data): only crops go through the object store."""
     import ray
 
-    where = {"label_selector": placement.preprocess_label_selector()}
-    return ray.data.read_parquet(files, filesystem=filesystem, **where).select_columns(COLUMNS)
+    return ray.data.read_parquet(files, filesystem=filesystem, label_selector=placement.preprocess_label_selector()
+                                 ).select_columns(COLUMNS)
 
 
 def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], config: RunConfig,
             placement: Placement):
     """``ds`` preprocessed in tasks where it was read, then predicted by a pool of
-    ``placement.actors`` ``predictor`` actors in batches of ``config.batch_size``."""
+    ``placement.actors`` ``predictor`` actors in batches of ``config.batch_size``.
+
+    Each actor task is a bundle of whole blocks and its last batch is short (4,096 images, GPU
+    defaults: 19 batches of 96-256). ``config.whole_batches`` re-cuts the crops into blocks of
+    exactly one batch with Ray Data's streaming repartition, at the cost of copying every crop
+    once more in tasks of its own (docs/performance.md, "Whole batches for the model"): off by
+    default until a GPU shows that the short batches cost more than the copy."""
     import ray
 
-    where = {"label_selector": placement.preprocess_label_selector()}
-    ds = ds.map_batches(preprocess, batch_format="numpy", batch_size=config.preprocess_batch_size, **where)
+    ds = ds.map_batches(preprocess, batch_format="numpy", batch_size=config.preprocess_batch_size,
+                        label_selector=placement.preprocess_label_selector())
+    if config.whole_batches:
+        ds = ds.repartition(target_num_rows_per_block=config.batch_size, strict=True)
     return ds.map_batches(
         predictor,
         fn_constructor_kwargs=predictor_kwargs,

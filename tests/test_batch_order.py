@@ -49,13 +49,13 @@ def read_late(preprocess, late_id: str | None, batch: dict[str, np.ndarray]) -> 
     return preprocess(batch)
 
 
-def batches(data, late_id: str | None) -> dict[str, str]:
+def batches(data, late_id: str | None, whole_batches: bool = False, read_block_mib: int | None = None) -> dict[str, str]:
     """{image id: its batch} of one run through the pipeline's own wiring and context."""
     files = sorted(str(p) for p in data.glob("shards/*.parquet"))
-    config = RunConfig(batch_size=BATCH, max_concurrency=2, threaded_actors=True)
+    config = RunConfig(batch_size=BATCH, max_concurrency=2, threaded_actors=True, whole_batches=whole_batches)
     placement = Placement(actors=1, actor_num_gpus=0, actor_num_cpus=0.5, device="cpu")
     preprocess = partial(read_late, preprocess_for(variant("fast"), "raw"), late_id)
-    with data_context(None):
+    with data_context(read_block_mib):
         ds = predict(read_shards(files, None, placement), preprocess, BatchRecorder, {}, config, placement)
         rows = ds.take_all()
     return {row["id"]: row["batch"] for row in rows}
@@ -74,6 +74,27 @@ def test_batches_hold_the_same_images_when_the_first_shard_is_read_last(ray_four
     assert len(on_time) == SHARDS * ROWS_PER_SHARD  # every image once
     assert len(set(on_time.values())) < len(on_time)  # batches of several images, across shards
     assert late == on_time
+
+
+@pytest.mark.slow
+def test_whole_batches_are_the_datasets_images_in_runs_of_the_batch_size(ray_four_cpus, tmp_path):
+    """RunConfig.whole_batches: every batch but the last is full, and holds the next BATCH
+    images in the dataset's order; without it, a bundle of blocks ends in a short batch."""
+    from conftest import synth_dataset
+
+    data = synth_dataset(tmp_path / "data", SHARDS * ROWS_PER_SHARD, ROWS_PER_SHARD)
+    in_order = [row["id"] for f in sorted(data.glob("shards/*.parquet")) for row in pq.read_table(f, columns=["id"]).to_pylist()]
+
+    def sizes(of_image: dict[str, str]) -> list[int]:
+        return [list(of_image.values()).count(batch) for batch in sorted(set(of_image.values()), key=in_order.index)]
+
+    as_blocks_come = batches(data, None, read_block_mib=1)
+    assert min(sizes(as_blocks_come)[:-1]) < BATCH  # 1 MiB blocks of 5-6 images: a bundle of two makes 8 + 2-4
+
+    whole = batches(data, in_order[0], whole_batches=True, read_block_mib=1)  # the first shard read last, too
+    assert sorted(whole) == sorted(in_order)
+    assert sizes(whole) == [BATCH, BATCH, BATCH, len(in_order) - 3 * BATCH]
+    assert all(whole[image] == in_order[i - i % BATCH] for i, image in enumerate(in_order))
 
 
 def test_a_runs_data_context_is_put_back_after_it_even_when_it_fails():

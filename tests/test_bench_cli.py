@@ -144,6 +144,16 @@ def test_compare_names_the_settings_that_differ_and_whether_predictions_match(cl
     assert "same predictions" in table and "batch_size" in table
 
 
+def test_a_setting_a_bundle_lacks_counts_as_its_default_in_compare():
+    """Bundles made before a RunConfig field existed ran as its default does."""
+    from bench.compare import config_differences
+
+    before = {"batch_size": 16}
+    assert config_differences(before, {"batch_size": 16, "whole_batches": False}) == []
+    assert config_differences(before, {"batch_size": 16, "whole_batches": True}) == ["whole_batches"]
+    assert config_differences({"batch_size": 16, "knob": 1}, before) == ["knob"]
+
+
 def test_decoding_raw_data_on_the_device_is_a_clear_error(cli, tiny):
     proc = cli("bench", "run", "--data", str(tiny), "--decode-on-device")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
