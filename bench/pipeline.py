@@ -8,6 +8,9 @@ from just before the ``map_batches`` calls (excluding it).
 
 from __future__ import annotations
 
+import importlib
+import math
+import os
 import queue
 import re
 import threading
@@ -126,8 +129,43 @@ def read_shards(files: list[str], filesystem, placement: Placement):
     blocks into the read tasks (RunConfig.for_data): only crops go through the object store."""
     import ray
 
-    return ray.data.read_parquet(files, filesystem=filesystem, label_selector=placement.preprocess_label_selector()
-                                 ).select_columns(COLUMNS)
+    with footer_readers(len(files)):
+        ds = ray.data.read_parquet(files, filesystem=filesystem, label_selector=placement.preprocess_label_selector())
+    return ds.select_columns(COLUMNS)
+
+
+FOOTER_READERS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+RAY_FOOTER_READERS = 32  # Ray Data 2.60's pool size (the variable's default)
+FILES_PER_FOOTER_CALL = 10  # Ray Data 2.60 (RAY_DATA_PARQUET_FOOTER_BATCH_SIZE): files per reader call
+RAY_FOOTER_INDEXER = "ray.data._internal.datasource_v2.formats.parquet.footer_file_indexer"
+
+
+@contextmanager
+def footer_readers(files: int) -> Iterator[None]:
+    """``read_parquet`` with only as many parquet footer readers as ``files`` can keep busy.
+
+    Ray Data 2.60 lists parquet files through a pool of 32 ``FooterReader`` actors per
+    ``read_parquet`` call, each a new worker process, and hands them 10 files per call, so a
+    2-file dataset started 32 processes to read 2 footers, on the cores where the model actor
+    is starting. With one reader per 10 files, `bench run mini` on 2 cores listed its files in
+    1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7 pairs
+    (docs/performance.md, "Each optimisation"). Ray reads the variable when ``read_parquet`` builds its file
+    indexer, so it is set around that call only (and Ray's module that reads it is imported
+    before, or it would keep the value as its default for every later call in this process); a
+    value the user set is kept, and datasets of 320 files or more keep Ray's 32."""
+    wanted = math.ceil(files / FILES_PER_FOOTER_CALL)
+    try:  # Ray's module keeps the variable's value at its first import as its default: import it unset
+        importlib.import_module(RAY_FOOTER_INDEXER)
+    except ImportError:  # another Ray version: its listing is left alone
+        wanted = RAY_FOOTER_READERS
+    if FOOTER_READERS_ENV in os.environ or not 0 < wanted < RAY_FOOTER_READERS:
+        yield
+        return
+    os.environ[FOOTER_READERS_ENV] = str(wanted)
+    try:
+        yield
+    finally:
+        del os.environ[FOOTER_READERS_ENV]
 
 
 def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], config: RunConfig,
