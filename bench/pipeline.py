@@ -145,9 +145,10 @@ def footer_readers(files: int) -> Iterator[None]:
     """``read_parquet`` with only as many parquet footer readers as ``files`` can keep busy.
 
     Ray Data 2.60 lists parquet files through a pool of 32 ``FooterReader`` actors per
-    ``read_parquet`` call, each a new worker process, and hands them 10 files per call, so a
-    2-file dataset started 32 processes to read 2 footers, on the cores where the model actor
-    is starting. With one reader per 10 files, `bench run mini` on 2 cores listed its files in
+    ``read_parquet`` call, each in a worker process of its own, and hands them 10 files per
+    call: for a 2-file dataset Ray starts worker processes for 32 actors (on 2 cores, a few
+    before the listing ends; the rest are killed) to read 2 footers, on the cores where the
+    model actor is starting. With one reader per 10 files, `bench run mini` on 2 cores listed its files in
     1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7 pairs
     (docs/performance.md, "Each optimisation"). Ray reads the variable when ``read_parquet``
     builds its file indexer, so it is set around that call only (and Ray's module that reads it
