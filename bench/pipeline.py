@@ -146,14 +146,15 @@ def footer_readers(files: int) -> Iterator[None]:
 
     Ray Data 2.60 lists parquet files through a pool of 32 ``FooterReader`` actors per
     ``read_parquet`` call, each in a worker process of its own, and hands them 10 files per
-    call: for a 2-file dataset Ray starts worker processes for 32 actors (on 2 cores, a few
+    call: for a 2-file dataset Ray asks for 32 actors (on 2 cores, a few worker processes start
     before the listing ends; the rest are killed) to read 2 footers, on the cores where the
-    model actor is starting. With one reader per 10 files, `bench run mini` on 2 cores listed its files in
-    1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7 pairs
-    (docs/performance.md, "Each optimisation"). Ray reads the variable when ``read_parquet``
-    builds its file indexer, so it is set around that call only (and Ray's module that reads it
-    is imported before, or it would keep the value as its default for every later call in this
-    process); a value the user set is kept, and datasets of 320 files or more keep Ray's 32."""
+    model actor is starting. With one reader per 10 files, `bench run mini` on 2 cores listed
+    its files in 1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7
+    pairs (docs/performance.md, "Each optimisation"). Ray reads the variable when
+    ``read_parquet`` builds its file indexer, so it is set around that call only (and Ray's
+    module that reads it is imported before, or it would keep the value as its default for
+    every later call in this process); a value the user set is kept, and datasets of 320 files
+    or more keep Ray's 32."""
     wanted = math.ceil(files / FILES_PER_FOOTER_CALL)
     try:  # Ray's module keeps the variable's value at its first import as its default: import it unset
         importlib.import_module(RAY_FOOTER_INDEXER)
