@@ -1,9 +1,10 @@
 """What Ray Data's 32 parquet footer readers cost a run that has a few files: `bench run` on a
-named size or a dataset directory, in one process, alternating Ray's default pool (32 `FooterReader` actors per
-`read_parquet`, each a new worker process) with one actor per 10 files (Ray hands each actor
-10 files at a time, so the others get no work). Prints, per run: img/s, the ListFiles
-operator's wall time, seconds from the start to the first predictions, and the machine's busy
-core-seconds over the whole `bench run` call (calibration and checks included). Bundles go to OUT/.
+named size or a dataset directory, in one process, alternating Ray's default pool (32
+`FooterReader` actors asked for per `read_parquet`, each in a worker process of its own) with
+one actor per 10 files (Ray hands each actor 10 files at a time, so the others get no work).
+Prints, per run: img/s, the ListFiles operator's wall time, seconds from the start to the first
+predictions, and the machine's busy core-seconds over the whole `bench run` call (calibration
+and checks included). Bundles go to OUT/.
 
     .venv/bin/python docs/experiments/2026-12-01/footer_actors.py OUT mini 4
 """
