@@ -135,9 +135,24 @@ def read_shards(files: list[str], filesystem, placement: Placement):
 
 
 FOOTER_READERS_ENV = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
-RAY_FOOTER_READERS = 32  # Ray Data 2.60's pool size (the variable's default)
-FILES_PER_FOOTER_CALL = 10  # Ray Data 2.60 (RAY_DATA_PARQUET_FOOTER_BATCH_SIZE): files per reader call
 RAY_FOOTER_INDEXER = "ray.data._internal.datasource_v2.formats.parquet.footer_file_indexer"
+
+
+def footer_readers_wanted(files: int) -> int | None:
+    """Footer readers to ask Ray for: one per call's worth of files (Ray's files per call, 10 in
+    Ray Data 2.60), or None to leave Ray's choice (its own 32 or fewer would be needed, the user
+    set the variable, or a Ray without this indexer). Ray's module is imported before the
+    variable is ever set: it keeps the value it sees at its first import as its default for
+    every later call."""
+    if FOOTER_READERS_ENV in os.environ:
+        return None
+    try:
+        indexer = importlib.import_module(RAY_FOOTER_INDEXER)
+        ray_readers, files_per_call = indexer._DEFAULT_NUM_ACTORS, indexer._DEFAULT_BATCH_SIZE
+    except (ImportError, AttributeError):
+        return None
+    wanted = math.ceil(files / files_per_call)
+    return wanted if 0 < wanted < ray_readers else None
 
 
 @contextmanager
@@ -151,16 +166,10 @@ def footer_readers(files: int) -> Iterator[None]:
     model actor is starting. With one reader per 10 files, `bench run mini` on 2 cores listed
     its files in 1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7
     pairs (docs/performance.md, "Each optimisation"). Ray reads the variable when
-    ``read_parquet`` builds its file indexer, so it is set around that call only (and Ray's
-    module that reads it is imported before, or it would keep the value as its default for
-    every later call in this process); a value the user set is kept, and datasets of 320 files
-    or more keep Ray's 32."""
-    wanted = math.ceil(files / FILES_PER_FOOTER_CALL)
-    try:  # Ray's module keeps the variable's value at its first import as its default: import it unset
-        importlib.import_module(RAY_FOOTER_INDEXER)
-    except ImportError:  # another Ray version: its listing is left alone
-        wanted = RAY_FOOTER_READERS
-    if FOOTER_READERS_ENV in os.environ or not 0 < wanted < RAY_FOOTER_READERS:
+    ``read_parquet`` builds its file indexer, so it is set around that call only; a value the
+    user set is kept, and datasets of 320 files or more keep Ray's 32 (footer_readers_wanted)."""
+    wanted = footer_readers_wanted(files)
+    if wanted is None:
         yield
         return
     os.environ[FOOTER_READERS_ENV] = str(wanted)
