@@ -100,6 +100,18 @@ def stages_plot(run: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
+def nvml_note(nvml: list[dict[str, Any]] | None) -> str:
+    """What NVML said on each node, in words (bundles from before it was recorded: nothing)."""
+    said = []
+    for entry in nvml or []:
+        node = entry["node"][:8]
+        if entry["status"] == "ok":
+            said.append(f"NVML on node {node}: driver {entry['driver_version']}, {entry['gpus']} GPU(s)")
+        else:
+            said.append(f"NVML on node {node}: {entry['status']} ({entry.get('error', '')})")
+    return "; ".join(said)
+
+
 def _summary_table(runs: list[dict[str, Any]]) -> str:
     head = ("bundle", "pipeline", "images", "img/s", "img/s excl. metadata", "J/image", "images/kWh", "dataset sha256", "weights sha256")
     body = []
@@ -128,8 +140,10 @@ def render(paths: list[Path]) -> str:
         host = _timeline(run, "host", [("cpu_pct", "CPU (%)"), ("mem_used_bytes", "memory used (GB)")], f"{name}: nodes")
         store = _timeline(run, "object_store", [("used_bytes", "object store (GB)"), ("spilled_bytes", "spilled (GB)")],
                           f"{name}: Ray object store")
+        nvml = nvml_note((run["result"].get("telemetry") or {}).get("nvml"))
+        gpu_notes = [notes("gpu") or ("" if gpu else "no GPU telemetry in this run"), nvml]
         sections += [
-            (f"{name}: GPUs over time", gpu, notes("gpu") or ("" if gpu else "no GPU telemetry in this run")),
+            (f"{name}: GPUs over time", gpu, "; ".join(n for n in gpu_notes if n)),
             (f"{name}: CPU and memory", host, notes("host", "node")),
             (f"{name}: object store", store, notes("object_store") or ("" if store else "no object-store telemetry")),
             (f"{name}: stage times", stages_plot(run), ""),

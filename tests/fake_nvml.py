@@ -51,6 +51,9 @@ class FakeNvml:
     def nvmlShutdown(self):
         self.shut_down = True
 
+    def nvmlSystemGetDriverVersion(self):
+        return "580.95.05"
+
     def nvmlDeviceGetCount(self):
         return self.gpus
 

@@ -328,6 +328,18 @@ def test_a_cpu_run_records_plausible_host_and_object_store_telemetry(bundles):
     summary = result["telemetry"]
     assert len(summary["nodes"]) == 1 and summary["object_store_peak_bytes"] == max(store)
     assert summary["gpus"] == [] and summary["energy_j"] is None
+    # "No GPU" and "no NVML" are told apart: NVML's own word on this node, as pynvml gives it here.
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+        status = "ok"
+        pynvml.nvmlShutdown()
+    except pynvml.NVMLError_LibraryNotFound:
+        status = "library not found"
+    except pynvml.NVMLError:
+        status = "error"
+    assert [(n["node"], n["status"]) for n in summary["nvml"]] == [(summary["nodes"][0]["node"], status)]
     listed = (path / bundle.SUMS).read_text()
     assert "report.html" in listed and "telemetry.parquet" in listed
 

@@ -46,6 +46,8 @@ def run_with_gpu_telemetry(tmp_path):
     for tick in range(30):
         gpus.sample(start + tick * 0.1)
         host.sample(start + tick * 0.1)
+    samples.nvml.append({"node": "node-a", "status": "ok", "driver_version": "580.95.05", "gpus": 2})
+    samples.nvml.append({"node": "node-b", "status": "library not found", "error": "NVML Shared Library Not Found"})
     write_parquet(samples, path / bundle.TELEMETRY)
     result = json.loads((PUBLISHED / bundle.RESULT).read_text())
     result["events"] = {"start": start, "first_predictions": start + 0.5, "end": start + 2.9}
@@ -65,6 +67,9 @@ def test_report_renders_every_plot_in_a_real_browser(run_with_gpu_telemetry, tmp
     # throughput + (GPU, CPU, stages) for the telemetry run + (CPU?, stages) for the published one
     assert total >= 5 and rendered == total
     assert "run-with-gpus: GPUs over time" in dom.stdout
+    # NVML's word on each node, on the page
+    assert "NVML on node node-a: driver 580.95.05, 2 GPU(s)" in dom.stdout
+    assert "NVML on node node-b: library not found (NVML Shared Library Not Found)" in dom.stdout
 
     shot = tmp_path / "report.png"
     subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,3000",

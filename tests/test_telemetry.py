@@ -102,3 +102,28 @@ def test_a_loop_without_gpus_samples_no_faster_than_the_host_only_interval():
     assert SamplingLoop("node-a", 0.1, gpus=False).interval_s == HOST_ONLY_INTERVAL_S
     assert SamplingLoop("node-a", 2.0, gpus=False).interval_s == 2.0
     assert SamplingLoop("node-a", 0.1, gpus=True, nvml=FakeNvml(gpus=1)).interval_s == 0.1
+
+
+class DriverNotLoaded(Exception):
+    pass
+
+
+class BrokenDriverNvml(FakeNvml):
+    def nvmlInit(self):
+        raise DriverNotLoaded("Driver Not Loaded")
+
+
+@pytest.mark.parametrize("nvml, said", [
+    (FakeNvml(gpus=4), {"status": "ok", "driver_version": "580.95.05", "gpus": 4}),
+    (FakeNvml(missing=True), {"status": "library not found",
+                              "error": "NVMLError_LibraryNotFound: NVML Shared Library Not Found"}),
+    (BrokenDriverNvml(), {"status": "error", "error": "DriverNotLoaded: Driver Not Loaded"}),
+])
+def test_nvmls_own_word_is_recorded_per_node_whatever_it_is(nvml, said):
+    from bench.telemetry.nvml import probe
+
+    assert probe(nvml) == said
+    loop = SamplingLoop("node-a", 0.05, gpus=False, nvml=nvml)  # a CPU-only node asks NVML too
+    loop.start()
+    summary = summarise(loop.stop(), 10)
+    assert summary["nvml"] == [{"node": "node-a", **said}]

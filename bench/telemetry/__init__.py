@@ -12,6 +12,7 @@ from typing import Any
 class Samples:
     rows: list[dict[str, Any]] = field(default_factory=list)
     unavailable: list[dict[str, str]] = field(default_factory=list)  # {source, metric, reason}
+    nvml: list[dict[str, Any]] = field(default_factory=list)  # per node: what NVML said (telemetry.nvml.probe)
 
     def add(self, ts: float, node: str, source: str, metric: str, value: float,
             device: int | None = None, uuid: str | None = None) -> None:
@@ -25,6 +26,7 @@ class Samples:
 
     def extend(self, other: Samples) -> None:
         self.rows.extend(other.rows)
+        self.nvml.extend(other.nvml)
         for entry in other.unavailable:
             if entry not in self.unavailable:
                 self.unavailable.append(entry)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.telemetry import Samples
 from bench.telemetry.host import HostSampler
-from bench.telemetry.nvml import GpuSampler
+from bench.telemetry.nvml import GpuSampler, probe
 
 DEFAULT_INTERVAL_S = 0.1
 # Nodes without GPUs have no power to integrate, and on a CPU node every sample (psutil plus a
@@ -24,6 +24,7 @@ class SamplingLoop:
 
     def __init__(self, node: str, interval_s: float, gpus: bool, raylet: tuple[str, int] | None = None, nvml=None):
         self.samples = Samples()
+        self.samples.nvml.append({"node": node, **probe(nvml)})
         self.interval_s = interval_s if gpus else max(interval_s, HOST_ONLY_INTERVAL_S)
         self.samplers: list[Any] = [HostSampler(node, self.samples, raylet)]
         if gpus:

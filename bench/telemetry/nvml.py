@@ -34,6 +34,30 @@ def _import_nvml() -> ModuleType:
     return pynvml
 
 
+def probe(nvml: ModuleType | None = None) -> dict[str, Any]:
+    """What NVML itself says on this node, so that a bundle tells "no GPU" from "no NVML":
+    ``status`` "ok" with the driver version and GPU count, "library not found" (no NVIDIA
+    driver's libnvidia-ml, or no nvidia-ml-py), or "error" with NVML's message."""
+    try:
+        nvml = nvml or _import_nvml()
+        nvml.nvmlInit()
+    except ImportError as exc:
+        return {"status": "library not found", "error": f"nvidia-ml-py is not installed: {exc}"}
+    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, NoPermission...
+        status = "library not found" if "LibraryNotFound" in type(exc).__name__ else "error"
+        return {"status": status, "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        return {"status": "ok", "driver_version": _text(nvml.nvmlSystemGetDriverVersion()),
+                "gpus": int(nvml.nvmlDeviceGetCount())}
+    except Exception as exc:
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
 class GpuSampler:
     """Samples every visible GPU of this node; ``nvml`` can be injected (tests use a fake)."""
 

@@ -88,6 +88,7 @@ def summarise(samples: Samples, images: int) -> dict[str, Any]:
         "object_store_peak_bytes": max((s["peak_used_bytes"] or 0 for s in stores), default=None),
         "spilled_bytes": sum(s["spilled_bytes"] for s in stores) if stores else None,
         "unavailable": samples.unavailable,
+        "nvml": sorted(samples.nvml, key=lambda entry: entry["node"]),
     }
 
 
