@@ -23,12 +23,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from bench.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.stages import preprocess_for, variant
+from data_prep.progress import progress_bar
 from data_prep.shards import COLUMNS
 
 PREDICTION_FIELDS = [
@@ -108,7 +109,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
         images = 0
         columns = [TextColumn("inference"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                    TimeElapsedColumn(), TextColumn("{task.fields[rate]}")]
-        with Progress(*columns, disable=not show_progress, transient=False) as progress, \
+        with progress_bar(*columns, show=show_progress) as progress, \
                 pq.ParquetWriter(predictions_path, schema) as writer:
             task = progress.add_task("images", total=expected_images, rate="")
             for batch in within_stall_limit(ds.iter_batches(batch_size=None, batch_format="pyarrow"), config.stall_timeout_s):

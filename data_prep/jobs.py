@@ -15,9 +15,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from data_prep.errors import DataPrepError, Interrupted, is_disk_full
+from data_prep.progress import progress_bar
 from data_prep.manifest import (
     RECORD_DIR,
     SHARD_DIR,
@@ -121,7 +122,7 @@ def run(
     finished = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     try:
-        with Progress(*columns, disable=not show_progress, transient=False) as progress:
+        with progress_bar(*columns, show=show_progress) as progress:
             bar = progress.add_task(f"{kind} shards -> images", total=sum(j.rows for j in todo))
 
             def done(job: ShardJob) -> None:

@@ -16,11 +16,13 @@ IMAGES = 24
 
 
 @pytest.mark.slow
-def test_perf_reports_side_by_side_ratios_from_its_own_bundles(ray_local, tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
+def test_perf_reports_side_by_side_ratios_from_its_own_bundles(cli, tmp_path):
     data = synth_dataset(tmp_path / "tiny", IMAGES)
     out = tmp_path / "perf"
-    figures = perf.run(None, str(data), out, memory_scale=2, min_seconds=0.3, log=lambda line: None)
+    proc = cli("bench", "perf", "--data", str(data), "--memory-scale", "2", "--min-seconds", "0.3", "--out", str(out),
+               "--json", env={"BENCH_DATA_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout)  # the one JSON object, alone on stdout: progress and notices go to stderr
 
     for key in ("preprocess_speedup_raw", "e2e_over_ceiling", "e2e_over_seed", "micro_overhead_s", "device"):
         assert key in figures

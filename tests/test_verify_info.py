@@ -81,3 +81,10 @@ def test_user_errors_are_one_clear_line_without_traceback(cli, tmp_path, args, m
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_progress_goes_to_stderr_and_stdout_keeps_the_summary(cli, tmp_path):
+    proc = cli("data-prep", "synth", "--images", "8", "--rows-per-shard", "4", "--out", str(tmp_path / "d"))
+    assert proc.returncode == 0, proc.stderr
+    assert "shards -> images" in proc.stderr and "shards -> images" not in proc.stdout
+    assert "dataset sha256:" in proc.stdout
