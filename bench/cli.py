@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -177,7 +176,7 @@ def _yes(value: bool) -> str:
 @app.command("report")
 def report_command(
     bundles: Annotated[list[Path], typer.Argument(help="One or more bundles (each is verified first).")],
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file (default: results/reports/report-TIME.html, TIME in UTC).")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="HTML file (default: results/reports/report-TIME.html, TIME in UTC; in the images /results/report-TIME.html).")] = None,
 ) -> None:
     """Write one self-contained HTML page of one or more bundles; prints its path.
 
@@ -185,8 +184,7 @@ def report_command(
     time with the pipeline's events, and stage times."""
     for path in bundles:
         bundle.load(path)  # refuses a bundle that does not verify
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = out_file or Path("results") / "reports" / f"report-{stamp}.html"
+    target = out_file or runner.default_path("reports", "report-{stamp}.html")
     typer.echo(str(report.write(bundles, target)))
 
 
@@ -215,7 +213,7 @@ def perf_command(
     data: DataOpt = None,
     memory_scale: Annotated[int, typer.Option(help="The default pipeline's second run (memory check, end-to-end over ceiling, start-up split) is on this many times more images; 16 on `mini` is about the 10G set's size.")] = 4,
     min_seconds: Annotated[float, typer.Option(help="Time each micro-measurement (model ceiling, preprocessing) for at least this long.")] = 5.0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/TIME, TIME in UTC).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/perf-TIME, TIME in UTC; in the images /results/perf-TIME).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
 ) -> None:
     """Measure the default pipeline against the reference and the model alone; print ratios.
@@ -232,8 +230,7 @@ def perf_command(
     """
     from bench import perf
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = out_dir or Path("results") / "perf" / stamp
+    target = out_dir or runner.default_path("perf", "perf-{stamp}")
     if target.exists() and any(target.iterdir()):
         raise BenchError(f"{target} already exists and is not empty; choose another --out")
     figures = perf.run(size, data, target, memory_scale, min_seconds, log=lambda line: err.print(line))
@@ -327,7 +324,7 @@ def env_command(
 
 
 add_version_option(app, "bench", __version__)
-main = run_app(app, user_errors=(BenchError,))
+main = run_app(app, "bench", user_errors=(BenchError,))
 
 if __name__ == "__main__":  # python3 -m bench.cli, where the console script is not installed (bench/gpu_ray_check.sh)
     main()

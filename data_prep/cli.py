@@ -9,12 +9,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 
 from data_prep import __version__, imagenet, jobs, manifest, synth
-from data_prep.cli_support import add_version_option, make_app, run_app
+from data_prep.cli_support import add_version_option, make_app, run_app, stderr
 from data_prep.cores import usable_cores
 from data_prep.errors import DataPrepError
+from data_prep.progress import progress_bar
 from data_prep.shards import FORMATS
 from data_prep.sizes import DEFAULT_SIZE, SIZES, images_for
 
@@ -123,11 +123,11 @@ def imagenet_command(
         raise DataPrepError(f"unknown --split {split!r}: choose one of {', '.join(imagenet.SPLITS)}")
     planned = imagenet.plan(src, fmt, split, rows_per_shard)
     if planned.classes != 1000:
-        out.print(f"[yellow]note:[/] the class list has {planned.classes} wnids, not 1000: labels index "
+        stderr.print(f"[yellow]note:[/] the class list has {planned.classes} wnids, not 1000: labels index "
                   f"them in sorted order; put the full {imagenet.SYNSET_MAPPING} (or the devkit) in SRC "
                   "for the standard 0..999 indices")
     if planned.unlabeled:
-        out.print(f"[yellow]note:[/] {planned.unlabeled} image(s) have no ground truth and get label -1")
+        stderr.print(f"[yellow]note:[/] {planned.unlabeled} image(s) have no ground truth and get label -1")
     selected = jobs.parse_slice(shards, len(planned.jobs))
     start = time.perf_counter()
     outcome = jobs.run(out_dir, "imagenet", fmt, planned.params, planned.jobs, selected,
@@ -139,7 +139,7 @@ def imagenet_command(
 def verify_command(directory: Annotated[str, typer.Argument(help="A dataset directory or URI.")]) -> None:
     """Re-hash every shard; exit 1 naming each missing, extra or altered file."""
     _, m = manifest.load_manifest(directory)
-    with Progress(transient=True) as progress:
+    with progress_bar(transient=True) as progress:
         task = progress.add_task("hashing shards", total=m["totals"]["images"])
         report = manifest.verify(directory, on_shard=lambda rows: progress.advance(task, rows))
     if report.ok:
@@ -184,7 +184,7 @@ def info_command(
 
 
 add_version_option(app, "data-prep", __version__)
-main = run_app(app)
+main = run_app(app, "data-prep")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from data_prep.errors import DataPrepError, Interrupted
+from data_prep.failures import explain, first_line, save_traceback
 
+# Progress bars, notices and errors: stdout is for results (and --json) alone.
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+VERBOSE_FLAG = "--verbose"
+VERBOSE_ENV = "RAYBENCH_VERBOSE"  # set by the flag, so that Ray's worker processes see it too
+
+
+def verbose() -> bool:
+    """Whether --verbose was given: full tracebacks and the engines' own log lines on screen."""
+    return os.environ.get(VERBOSE_ENV) == "1"
 
 
 def make_app(help: str) -> typer.Typer:
@@ -22,7 +35,8 @@ def make_app(help: str) -> typer.Typer:
 
 
 def add_version_option(app: typer.Typer, name: str, version: str) -> None:
-    """``--version`` on the app itself (eager, so it works without a command)."""
+    """``--version`` and ``--verbose`` on the app itself (--version is eager, so it works without
+    a command; --verbose may also come after the command, see run_app)."""
 
     def print_version(value: bool) -> None:
         if value:
@@ -33,8 +47,11 @@ def add_version_option(app: typer.Typer, name: str, version: str) -> None:
     def _options(
         show_version: Optional[bool] = typer.Option(None, "--version", callback=print_version, is_eager=True,
                                                    help="Print the version and exit."),
+        show_all: bool = typer.Option(False, VERBOSE_FLAG, help="Show full tracebacks and Ray's own log lines "
+                                      "(also accepted after the command, e.g. `run mini --verbose`)."),
     ) -> None:
-        pass
+        if show_all:
+            os.environ[VERBOSE_ENV] = "1"
 
 
 class Terminated(KeyboardInterrupt):
@@ -66,19 +83,47 @@ def stop_signal(exc: BaseException | None) -> str:
     return "SIGINT"
 
 
-def run_app(app: typer.Typer, user_errors: tuple[type[Exception], ...] = ()) -> Callable[[], None]:
-    """An entry point that turns user-facing errors into ``error: ...`` and exit code 2, and
-    SIGINT/SIGTERM into ``interrupted: ...`` and exit code 130/143 (128 + the signal)."""
+def hoist_verbose(argv: list[str]) -> list[str]:
+    """``argv`` with --verbose moved before the command, where the app's option takes it, so
+    that it works wherever a user puts it."""
+    if VERBOSE_FLAG not in argv[1:]:
+        return argv
+    return [argv[0], VERBOSE_FLAG, *(arg for arg in argv[1:] if arg != VERBOSE_FLAG)]
+
+
+def run_app(app: typer.Typer, tool: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable[[], None]:
+    """An entry point that turns user-facing errors into ``error: ...`` and exit code 2,
+    SIGINT/SIGTERM into ``interrupted: ...`` and exit code 130/143 (128 + the signal), and any
+    other failure into one line (data_prep.failures) with exit code 1, its traceback in a log
+    file (named after ``tool``) or, with --verbose, on screen."""
 
     def main() -> None:
         handle_sigterm()
+        sys.argv = hoist_verbose(sys.argv)
         try:
             app()
         except (DataPrepError, *user_errors) as exc:
-            stderr.print(f"[bold red]error:[/] {exc}")
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}")
             sys.exit(2)
         except Interrupted as exc:
-            stderr.print(f"[bold yellow]interrupted:[/] {exc}")
+            stderr.print(f"[bold yellow]interrupted:[/] {escape(str(exc))}")
             sys.exit(143 if stop_signal(exc) == "SIGTERM" else 130)
+        except Exception as exc:  # from Ray, pyarrow, torch...: one line, never a raw traceback
+            sys.exit(report_failure(tool, exc))
 
     return main
+
+
+def report_failure(tool: str, exc: BaseException) -> int:
+    """Print one line for an unexpected failure (the known kinds explained), keep its traceback;
+    returns the exit code: 2 for a known cause the user can fix, 1 otherwise."""
+    known = explain(exc)
+    if verbose():
+        traceback.print_exception(exc, file=sys.stderr)
+        where = ""
+    else:
+        log = save_traceback(tool, exc)
+        where = f" (full traceback: {log}; --verbose shows it here)" if log else " (--verbose shows the traceback)"
+    line = known or f"{type(exc).__name__}: {first_line(str(exc)) or 'no message'}"
+    stderr.print(f"[bold red]error:[/] {escape(line + where)}")
+    return 2 if known else 1
