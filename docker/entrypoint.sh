@@ -30,12 +30,43 @@ check_gpu() {
   fi
 }
 
+# A run started with --user UID:GID (so that its files belong to the host user) has no home of
+# its own; Ray and matplotlib write under $HOME.
+if ! [ -w "${HOME:-/nonexistent}" ]; then
+  HOME=$(mktemp -d /tmp/home.XXXXXX)
+  export HOME
+fi
+
+gives_data() {
+  for arg in "$@"; do
+    case "$arg" in --data|--data=*) return 0 ;; esac
+  done
+  return 1
+}
+
+# A host directory that Docker created for a bind mount belongs to root: say so, and the fix,
+# before any work (a named size is generated into /data, the bundle goes to /results).
+check_writable() {
+  dirs="${BENCH_RESULTS_DIR:-/results}"
+  gives_data "$@" || dirs="${BENCH_DATA_DIR:-/data} $dirs"
+  for dir in $dirs; do
+    if [ -d "$dir" ] && ! [ -w "$dir" ]; then
+      echo "error: $dir is not writable by this container's user (uid $(id -u)); the host directory mounted" \
+           "there belongs to $(stat -c %u:%g "$dir"). Create it yourself and run as yourself:" \
+           "mkdir -p data results, then docker run --user \"\$(id -u):\$(id -g)\" -v \"\$PWD/data:/data\"" \
+           "-v \"\$PWD/results:/results\" ..." >&2
+      exit 2
+    fi
+  done
+}
+
 [ $# -gt 0 ] || set -- mini
 case "$1" in
   -h|--help|help)
     exec bench --help ;;
   run)
     check_gpu "$@"
+    check_writable "$@"
     exec bench "$@" ;;
   verify|compare|micro|env|image|report|perf|pack|unpack|--version)
     exec bench "$@" ;;
@@ -46,5 +77,6 @@ case "$1" in
     exec "$@" ;;
   *)
     check_gpu "$@"
+    check_writable "$@"
     exec bench run "$@" ;;
 esac

@@ -145,22 +145,79 @@ def test_cpu_image_sizes_torch_threads_to_the_containers_cpu_limit(images, limit
     assert ran.stdout.split() == [str(cores or usable_cores())] * 2
 
 
-def test_cpu_image_runs_mini_and_gpu_image_falls_back_on_request(images, tmp_path):
-    data, results = tmp_path / "data", tmp_path / "results"
-    started = time.perf_counter()
-    code, first = image.run("cpu", ["mini", "-q"], data, results, gpus=False, log=lambda line: None)
-    print(f"\ntime to first result of `bench image run mini` (CPU image): {time.perf_counter() - started:.0f} s")
-    assert code == 0 and first is not None
-    assert bundle.verify(first).ok
-    env = json.loads((first / bundle.ENV).read_text())
-    assert env["container"]["image_id"] == images["cpu"] and env["container"]["flavor"] == "cpu"
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=first, capture_output=True, text=True)
-    assert check.returncode == 0
+def readme_container_lines() -> list[str]:
+    """The README's "Containers" block after its `bench image build` line: what a newcomer types."""
+    from doc_commands import commands
 
-    _, second = image.run("cpu", ["mini", "-q"], data, results, gpus=False, log=lambda line: None)
-    _, fallback = image.run("gpu", ["mini", "-q", "--device", "cpu"], data, results, gpus=False, log=lambda line: None)
-    checksums = {json.loads((p / bundle.RESULT).read_text())["predictions_sha256"] for p in (first, second, fallback)}
-    assert len(checksums) == 1
+    block = [c.text for c in commands(REPO / "README.md", REPO) if c.text.startswith(("mkdir", "docker run"))]
+    assert block and block[0].startswith("mkdir") and any("bench:cpu" in c for c in block), block
+    return block
+
+
+# No GPU here: the GPU line runs with its --gpus flag taken out, on mini, with --device cpu (the
+# GPU image's fallback, only when asked), which the image needs and the line as written lacks.
+GPU_SUBSTITUTE = (("--gpus all ", ""), (" bench:gpu 10G", " bench:gpu mini --device cpu"))
+
+
+def test_the_readmes_docker_lines_run_as_written_on_dockers_defaults(images, tmp_path):
+    """The README's lines exactly (no --shm-size: Docker's 64 MB /dev/shm), in a fresh directory."""
+    bundles = []
+    for line in readme_container_lines():
+        if "bench:gpu" in line:
+            for old, new in GPU_SUBSTITUTE:
+                assert old in line, line
+                line = line.replace(old, new)
+        before = set((tmp_path / "results").glob("*")) if (tmp_path / "results").is_dir() else set()
+        ran = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+        assert ran.returncode == 0, f"{line}\n{ran.stderr[-3000:]}"
+        assert "Traceback" not in ran.stderr, ran.stderr[-3000:]
+        if line.startswith("docker run"):
+            assert "/dev/shm has" in ran.stderr and "--shm-size=" in ran.stderr, ran.stderr[-3000:]  # the notice
+            made = set((tmp_path / "results").glob("*")) - before
+            assert len(made) == 1, made
+            bundles.extend(made)
+    assert len(bundles) == 2
+    for path in bundles:
+        assert bundle.verify(path).ok
+        assert path.stat().st_uid == os.getuid()  # the files are the user's (--user)
+    checksums = {json.loads((p / bundle.RESULT).read_text())["predictions_sha256"] for p in bundles}
+    assert len(checksums) == 1  # the same packages in both images: the same answers on this CPU
+
+
+def test_a_results_directory_the_container_cannot_write_is_named_before_any_work(images, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir(mode=0o755)  # as Docker makes a missing bind-mount source: root's
+    os.chown(results, 0, 0)
+    ran = docker("run", "--rm", "-v", f"{results}:/results", "bench:cpu", "mini")
+    assert ran.returncode == 2, ran.stderr
+    assert "/results is not writable" in ran.stderr and "--user" in ran.stderr and "mkdir -p data results" in ran.stderr
+    assert list(results.iterdir()) == []
+
+
+@pytest.mark.parametrize("flavor", ["cpu", "gpu"])
+def test_micro_runs_in_the_images_on_dockers_defaults(images, flavor):
+    ran = docker("run", "--rm", f"bench:{flavor}", "micro", "mini")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "blocks over" in ran.stdout and "Traceback" not in ran.stderr
+
+
+def test_perf_runs_in_the_image_on_dockers_defaults_and_prints_only_json(images):
+    script = ("data-prep synth --images 16 --rows-per-shard 8 --out /data/tiny -q > /dev/null && "
+              "bench perf --data /data/tiny --memory-scale 2 --min-seconds 0.2 --json")
+    ran = docker("run", "--rm", "--entrypoint", "sh", "bench:cpu", "-c", script, timeout=1800)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    figures = json.loads(ran.stdout)  # stdout is the one JSON object, nothing else
+    assert figures["images"] == 16 and figures["device"].startswith("cpu")
+
+
+def test_bench_image_run_records_the_image_in_the_bundle(images, tmp_path):
+    code, path = image.run("cpu", ["mini", "-q"], tmp_path / "data", tmp_path / "results", gpus=False,
+                           log=lambda line: None)
+    assert code == 0 and path is not None and bundle.verify(path).ok
+    env = json.loads((path / bundle.ENV).read_text())
+    assert env["container"]["image_id"] == images["cpu"] and env["container"]["flavor"] == "cpu"
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=path, capture_output=True, text=True)
+    assert check.returncode == 0
 
 
 @pytest.fixture

@@ -63,6 +63,37 @@ def test_gpu_image_runs_on_cpu_only_when_asked(stubs, args):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_a_results_directory_the_user_cannot_write_is_named_with_the_fix():
+    """As Docker makes a missing bind-mount source (root's, mode 755), seen by a container user
+    that is not root."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the entrypoint as another user")
+    scratch = Path(tempfile.mkdtemp(prefix="entrypoint-"))  # under /tmp, which anyone may enter
+    try:
+        scratch.chmod(0o755)
+        stubs = scratch / "bin"
+        stubs.mkdir(mode=0o755)
+        (stubs / "bench").write_text('#!/bin/sh\necho "bench $*"\n')
+        (stubs / "bench").chmod(0o755)
+        results = scratch / "results"
+        results.mkdir(mode=0o755)
+        env = {"PATH": f"{stubs}:/usr/bin:/bin", "BENCH_RESULTS_DIR": str(results), "BENCH_DATA_DIR": str(results),
+               "HOME": str(scratch), "BENCH_FLAVOR": "cpu"}
+        run_as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", str(ENTRYPOINT)]
+        refused = subprocess.run([*run_as_nobody, "mini"], capture_output=True, text=True, env=env)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert f"{results} is not writable" in refused.stderr and "belongs to 0:0" in refused.stderr
+        assert "mkdir -p data results" in refused.stderr and '--user "$(id -u):$(id -g)"' in refused.stderr
+        results.chmod(0o777)
+        ran = subprocess.run([*run_as_nobody, "mini"], capture_output=True, text=True, env=env)
+        assert ran.returncode == 0 and ran.stdout.strip() == "bench run mini"
+    finally:
+        shutil.rmtree(scratch)
+
+
 def test_cluster_configs_parse_and_use_both_images():
     compose = yaml.safe_load((REPO / "docker/compose.yaml").read_text())
     assert set(compose["services"]) == {"head", "cpu-worker", "gpu-worker"}
