@@ -14,8 +14,8 @@ from rich.table import Table
 from bench import __version__, archive, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
-from data_prep.cli_support import add_version_option, make_app, run_app
-from data_prep.sizes import SIZES
+from data_prep.common.cli import add_version_option, make_app, run_app
+from data_prep.common.sizes import SIZES
 
 app = make_app(
     "Run the Ray Data batch-inference benchmark (MLPerf ResNet-50, offline) and work with its "

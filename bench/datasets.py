@@ -15,10 +15,10 @@ from typing import Any
 from bench import shardcheck
 from bench.shardcheck import BadShard
 from data_prep import synth
-from data_prep.cores import usable_cores
-from data_prep.manifest import load_manifest
-from data_prep.sizes import SIZES, images_for
-from data_prep.storage import DatasetDir
+from data_prep.common.cores import usable_cores
+from data_prep.common.manifest import load_manifest
+from data_prep.common.sizes import SIZES, images_for
+from data_prep.common.storage import DatasetDir
 
 
 def cache_root() -> Path:

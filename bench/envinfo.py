@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import __version__
 from bench.secrets import allowed_environment
-from data_prep.cores import usable_cores
+from data_prep.common.cores import usable_cores
 
 PACKAGES = ("ray", "torch", "torchvision", "pyarrow", "numpy", "pillow", "nvidia-ml-py")
 REPO = Path(__file__).resolve().parent.parent

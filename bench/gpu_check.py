@@ -48,8 +48,8 @@ from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import mean_gpu_util, summarise
 from bench.timing import images_per_second, model_ceiling, sync
 from data_prep import synth
-from data_prep.cores import usable_cores
-from data_prep.shards import COLUMNS, FORMATS, table_to_batch
+from data_prep.common.cores import usable_cores
+from data_prep.common.shard_format import COLUMNS, FORMATS, table_to_batch
 
 
 def make_dataset(directory: Path, images: int, fmt: str, workers: int) -> tuple[list[Path], str]:

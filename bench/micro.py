@@ -7,7 +7,7 @@ import math
 import time
 from typing import Any
 
-from data_prep.shards import COLUMNS
+from data_prep.common.shard_format import COLUMNS
 
 
 def _sleep_one_second(batch):

@@ -38,9 +38,9 @@ from bench.errors import BenchError
 from bench.memory import WorkerMemorySampler
 from bench.stages import variant
 from bench.timing import images_per_second, model_ceiling
-from data_prep.cores import usable_cores
-from data_prep.images import encode_jpeg
-from data_prep.shards import DECODED_FORMATS
+from data_prep.common.cores import usable_cores
+from data_prep.common.images import encode_jpeg
+from data_prep.common.shard_format import DECODED_FORMATS
 
 PERF = "perf.json"
 PREPROCESS_SAMPLE = 32

@@ -29,8 +29,8 @@ from bench.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.stages import preprocess_for, variant
-from data_prep.progress import progress_bar
-from data_prep.shards import COLUMNS
+from data_prep.common.progress import progress_bar
+from data_prep.common.shard_format import COLUMNS
 
 PREDICTION_FIELDS = [
     ("id", pa.string()),

@@ -30,7 +30,7 @@ def default_for(kind: str) -> str:
 def sample_batch(shard_files: list, filesystem=None, images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
     """The images the cost is measured on: the first ``images`` rows of the first shard, raw as
     the pipeline's readers give them (int8 calibrates on the last ones: bench.quantize)."""
-    from data_prep.shards import read_rows
+    from data_prep.common.shard_format import read_rows
 
     return read_rows(shard_files[0], slice(0, images), filesystem)
 

@@ -86,7 +86,7 @@ def state_sha256(state: bytes) -> str:
 def calibration_batch(shard_files: list, filesystem=None, images: int = CALIBRATION_IMAGES) -> dict:
     """The images int8 calibrates on: the last ``images`` rows of the last shard, apart from the
     first shard's first rows on which its cost is measured (bench.precision.sample_batch)."""
-    from data_prep.shards import read_rows
+    from data_prep.common.shard_format import read_rows
 
     return read_rows(shard_files[-1], slice(-images, None), filesystem)
 

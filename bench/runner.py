@@ -23,10 +23,10 @@ from bench.errors import BenchError
 from bench.model import load_model, resolve_weights_file
 from bench.secrets import scrub_uri
 from bench.stages import variant
-from data_prep.cli_support import handle_sigterm, stop_signal
-from data_prep.errors import Interrupted, is_disk_full
-from data_prep.failures import ray_temp_dir
-from data_prep.shards import FORMATS
+from data_prep.common.cli import handle_sigterm, stop_signal
+from data_prep.common.errors import Interrupted, is_disk_full
+from data_prep.common.failures import ray_temp_dir
+from data_prep.common.shard_format import FORMATS
 
 def default_path(kind: str, name: str) -> Path:
     """Where a command writes ``name`` by default: in $BENCH_RESULTS_DIR (the images set

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import BenchError
-from data_prep.manifest import SHARD_DIR
-from data_prep.shards import COLUMNS, PIXEL_BYTES, RAW_SHAPE
-from data_prep.storage import DatasetDir
+from data_prep.common.manifest import SHARD_DIR
+from data_prep.common.shard_format import COLUMNS, PIXEL_BYTES, RAW_SHAPE
+from data_prep.common.storage import DatasetDir
 
 
 RAY_TENSOR_TYPES = ("ray.data.arrow_tensor", "ray.data.arrow_tensor_v2")  # V2: large_list storage

@@ -10,13 +10,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from data_prep import __version__, imagenet, jobs, manifest, synth
-from data_prep.cli_support import add_version_option, make_app, run_app, stderr
-from data_prep.cores import usable_cores
-from data_prep.errors import DataPrepError
-from data_prep.progress import progress_bar
-from data_prep.shards import FORMATS
-from data_prep.sizes import DEFAULT_SIZE, SIZES, images_for
+from data_prep import __version__, imagenet, jobs, synth
+from data_prep.common import manifest
+from data_prep.common.cli import add_version_option, make_app, run_app, stderr
+from data_prep.common.cores import usable_cores
+from data_prep.common.errors import DataPrepError
+from data_prep.common.progress import progress_bar
+from data_prep.common.shard_format import FORMATS
+from data_prep.common.sizes import DEFAULT_SIZE, SIZES, images_for
 
 app = make_app(
     "Shard ImageNet, or a deterministic synthetic stand-in, into checksummed parquet.\n\n"

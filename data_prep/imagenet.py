@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.errors import DataPrepError
-from data_prep.images import RejectedImage, as_stored_jpeg, decode_rgb, resize_center_crop
+from data_prep.common.errors import DataPrepError
+from data_prep.common.images import RejectedImage, as_stored_jpeg, decode_rgb, resize_center_crop
 from data_prep.jobs import ShardJob
-from data_prep.manifest import ShardRecord
-from data_prep.shards import DECODED_FORMATS, ROWS_PER_GROUP, Rows, write_shard
-from data_prep.storage import DatasetDir
+from data_prep.common.manifest import ShardRecord
+from data_prep.common.shard_format import DECODED_FORMATS
+from data_prep.shard_writer import ROWS_PER_GROUP, Rows, write_shard
+from data_prep.common.storage import DatasetDir
 
 SPLITS = ("val", "train", "all")
 TRAIN_TAR = "ILSVRC2012_img_train.tar"

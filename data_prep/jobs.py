@@ -17,9 +17,9 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-from data_prep.errors import DataPrepError, Interrupted, is_disk_full
-from data_prep.progress import progress_bar
-from data_prep.manifest import (
+from data_prep.common.errors import DataPrepError, Interrupted, is_disk_full
+from data_prep.common.progress import progress_bar
+from data_prep.common.manifest import (
     RECORD_DIR,
     SHARD_DIR,
     ShardRecord,
@@ -29,7 +29,7 @@ from data_prep.manifest import (
     shard_name,
     write_manifest,
 )
-from data_prep.storage import DatasetDir
+from data_prep.common.storage import DatasetDir
 
 PARAMS_FILE = f"{RECORD_DIR}/params.json"
 

@@ -98,8 +98,9 @@ def plan(images: int, seed: int, fmt: str, rows_per_shard: int):
 
 
 def _row_groups(spec: dict):
-    from data_prep.images import encode_jpeg
-    from data_prep.shards import DECODED_FORMATS, ROWS_PER_GROUP, Rows
+    from data_prep.common.images import encode_jpeg
+    from data_prep.common.shard_format import DECODED_FORMATS
+    from data_prep.shard_writer import ROWS_PER_GROUP, Rows
 
     for start in range(spec["start"], spec["stop"], ROWS_PER_GROUP):
         indices = range(start, min(start + ROWS_PER_GROUP, spec["stop"]))
@@ -115,9 +116,9 @@ def _row_groups(spec: dict):
 
 def build_shard(location: str, job):
     """Generate, write and record one synthetic shard (runs in a worker process)."""
-    from data_prep.manifest import ShardRecord
-    from data_prep.shards import write_shard
-    from data_prep.storage import DatasetDir
+    from data_prep.common.manifest import ShardRecord
+    from data_prep.shard_writer import write_shard
+    from data_prep.common.storage import DatasetDir
 
     dataset = DatasetDir(location)
     rows = write_shard(dataset, job.file, job.spec["format"], _row_groups(job.spec))

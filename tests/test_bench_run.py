@@ -18,7 +18,7 @@ from bench import bundle, compare, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.telemetry import collector
-from data_prep.shards import image_array_to_numpy
+from data_prep.common.shard_format import image_array_to_numpy
 
 IMAGES = 24
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_prep.cores import cpu_quota, usable_cores
+from data_prep.common.cores import cpu_quota, usable_cores
 
 EIGHT_CORES = set(range(8))
 

@@ -13,7 +13,7 @@ import time
 import pytest
 import typer
 
-from data_prep import cli_support, failures
+from data_prep.common import cli as cli_support, failures
 from conftest import run_cli, synth_dataset, tmpfs
 
 # Messages as Ray 2.60 raises them (ray/_private/services.py and node.py), and as seen here.

@@ -123,7 +123,7 @@ def test_a_full_disk_while_writing_shards_is_one_line_and_the_same_command_resum
 
 def test_a_full_disk_when_writing_the_manifest_is_the_same_one_line(tmp_path, monkeypatch):
     from data_prep import jobs, synth
-    from data_prep.errors import DataPrepError
+    from data_prep.common.errors import DataPrepError
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

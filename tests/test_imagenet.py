@@ -15,7 +15,7 @@ from torchvision.transforms import CenterCrop, Compose, Resize
 
 import fake_imagenet as fake
 from data_prep.cli import app
-from data_prep.shards import image_array_to_numpy
+from data_prep.common.shard_format import image_array_to_numpy
 
 
 def prepare(runner, src: Path, out: Path, *args: str) -> dict:

@@ -19,8 +19,8 @@ import pytest
 from bench import bundle
 from conftest import synth_dataset
 
-from data_prep.manifest import ShardRecord, verify
-from data_prep.storage import DatasetDir
+from data_prep.common.manifest import ShardRecord, verify
+from data_prep.common.storage import DatasetDir
 
 ARGS = ["synth", "--images", "2400", "--rows-per-shard", "100", "--workers", "2", "-q"]
 

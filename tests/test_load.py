@@ -15,7 +15,7 @@ import pytest
 from bench import bundle, runner
 from bench.config import RunConfig
 from bench.memory import WorkerMemorySampler
-from data_prep.sizes import images_for
+from data_prep.common.sizes import images_for
 
 # Generous for a 2-core, 24 GiB machine, and far below what holding the dataset would take
 # (3.2 GB of pixels as uint8, 13 GB as float32): streaming keeps each worker to a few blocks.

@@ -15,7 +15,7 @@ import pytest
 from ray import cloudpickle
 
 from bench.stages import preprocess_for, variant
-from data_prep.images import encode_jpeg
+from data_prep.common.images import encode_jpeg
 
 WORKER_WITHOUT_TORCH = """
 import pickle, sys

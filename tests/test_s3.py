@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from data_prep.cli import app
-from data_prep.errors import DataPrepError
+from data_prep.common.errors import DataPrepError
 
 
 def free_port() -> int:
@@ -68,7 +68,7 @@ def test_missing_bucket_is_a_clear_error(s3_endpoint, bucket):
 
 
 def test_a_missing_bucket_on_read_is_named(s3_endpoint, bucket):
-    from data_prep.manifest import load_manifest
+    from data_prep.common.manifest import load_manifest
 
     with pytest.raises(DataPrepError, match=f"bucket '{bucket}-gone' does not exist"):
         load_manifest(f"s3://{bucket}-gone/data")
@@ -77,7 +77,7 @@ def test_a_missing_bucket_on_read_is_named(s3_endpoint, bucket):
 def test_missing_credentials_give_a_clear_error(s3_endpoint, bucket, monkeypatch, tmp_path):
     """moto enforcing authentication, and no credentials anywhere."""
     import moto.settings
-    from data_prep.manifest import load_manifest
+    from data_prep.common.manifest import load_manifest
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(key, raising=False)

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from data_prep import jobs, synth
 from data_prep.cli import app
-from data_prep.shards import ROWS_PER_GROUP, image_array_to_numpy, pixels_to_numpy, read_rows
+from data_prep.common.shard_format import image_array_to_numpy, pixels_to_numpy, read_rows
+from data_prep.shard_writer import ROWS_PER_GROUP
 
 
 def make(runner, out: Path, *args: str) -> dict:
@@ -229,19 +230,23 @@ def test_ray_reads_the_reference_schema(ray_local, runner, tmp_path):
 
 
 def test_the_ray_free_tensor_type_writes_the_same_bytes_as_rays(tmp_path):
-    # The GPU check writes raw shards without Ray; they must be the very files Ray's type makes.
-    from data_prep import shards
-    from data_prep.storage import DatasetDir
+    # The one-process launcher writes raw shards where Ray is not installed; they must be the very
+    # files Ray's type makes.
+    from data_prep import shard_writer
+    from data_prep.common import shard_format
+    from data_prep.common.storage import DatasetDir
 
-    rows = shards.Rows(ids=["a", "b"], labels=[1, 2], images=np.stack([synth.synth_image(0, 0), synth.synth_image(0, 1)]))
+    rows = shard_writer.Rows(ids=["a", "b"], labels=[1, 2],
+                             images=np.stack([synth.synth_image(0, 0), synth.synth_image(0, 1)]))
     digests = []
-    for name, tensor_type in (("ray", shards.tensor_type), ("standin", lambda: shards._RayTensorStandIn(shards.RAW_SHAPE))):
-        original = shards.tensor_type
-        shards.tensor_type = tensor_type
+    for name, tensor_type in (("ray", shard_format.tensor_type),
+                              ("standin", lambda: shard_format._RayTensorStandIn(shard_format.RAW_SHAPE))):
+        original = shard_format.tensor_type
+        shard_format.tensor_type = tensor_type
         try:
-            shards.write_shard(DatasetDir(str(tmp_path)), f"{name}.parquet", "raw", [rows])
+            shard_writer.write_shard(DatasetDir(str(tmp_path)), f"{name}.parquet", "raw", [rows])
         finally:
-            shards.tensor_type = original
+            shard_format.tensor_type = original
         digests.append(hashlib.sha256((tmp_path / f"{name}.parquet").read_bytes()).hexdigest())
-    assert type(shards.tensor_type()).__name__ == "ArrowTensorType"
+    assert type(shard_format.tensor_type()).__name__ == "ArrowTensorType"
     assert digests[0] == digests[1]

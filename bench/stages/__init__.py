@@ -18,7 +18,7 @@ from types import ModuleType
 import numpy as np
 
 from bench.config import PIPELINES
-from data_prep.shards import pixels_to_numpy
+from data_prep.common.shard_format import pixels_to_numpy
 
 
 def variant(name: str) -> ModuleType:

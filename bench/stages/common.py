@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from bench.stages.batches import node_name
-from data_prep.cores import usable_cores
+from data_prep.common.cores import usable_cores
 
 TOP_K = 5
 
@@ -132,7 +132,7 @@ def threads_per_call(device: torch.device, calls_at_once: int) -> int | None:
 
 def resolve_device(device: str) -> torch.device:
     """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
-    process may use (under any container CPU limit: data_prep.cores): Ray sets OMP_NUM_THREADS
+    process may use (under any container CPU limit: data_prep.common.cores): Ray sets OMP_NUM_THREADS
     to the actor's CPU reservation (1), which would leave a CPU-only node's model on one thread."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from bench.stages.batches import CROP, RESIZE, decode_jpeg, preprocessed
-from data_prep.images import resize_center_crop
+from data_prep.common.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2
 

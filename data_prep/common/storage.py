@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import pyarrow.fs as pafs
 
-from data_prep.errors import DataPrepError
+from data_prep.common.errors import DataPrepError
 
 TMP_SUFFIX = ".tmp"
 _HASH_CHUNK = 8 << 20

@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from data_prep import __version__
-from data_prep.errors import DataPrepError
-from data_prep.storage import S3_HINT, DatasetDir
+from data_prep.common.errors import DataPrepError
+from data_prep.common.storage import S3_HINT, DatasetDir
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"

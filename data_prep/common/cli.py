@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from data_prep.errors import DataPrepError, Interrupted
-from data_prep.failures import explain, first_line, save_traceback
+from data_prep.common.errors import DataPrepError, Interrupted
+from data_prep.common.failures import explain, first_line, save_traceback
 
 # Progress bars, notices and errors: stdout is for results (and --json) alone.
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -94,7 +94,7 @@ def hoist_verbose(argv: list[str]) -> list[str]:
 def run_app(app: typer.Typer, tool: str, user_errors: tuple[type[Exception], ...] = ()) -> Callable[[], None]:
     """An entry point that turns user-facing errors into ``error: ...`` and exit code 2,
     SIGINT/SIGTERM into ``interrupted: ...`` and exit code 130/143 (128 + the signal), and any
-    other failure into one line (data_prep.failures) with exit code 1, its traceback in a log
+    other failure into one line (data_prep.common.failures) with exit code 1, its traceback in a log
     file (named after ``tool``) or, with --verbose, on screen."""
 
     def main() -> None:

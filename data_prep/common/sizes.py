@@ -1,6 +1,6 @@
 """Named dataset sizes: the reference benchmark's three, plus a small demo default."""
 
-from data_prep.errors import DataPrepError
+from data_prep.common.errors import DataPrepError
 
 # images per named size; 10G/300G/10T are the reference benchmark's counts.
 SIZES: dict[str, int] = {

@@ -1,4 +1,5 @@
-"""The parquet schema of a shard and the writer that produces one.
+"""The shard format, data_prep's contract with its readers: the parquet schema of a shard and
+how its columns are read back as the pipeline's arrays.
 
 Raw shards match the reference benchmark's data: column ``image`` holds 256x256x3 uint8
 arrays as Ray's tensor extension type (``ray.data.arrow_tensor``), so ``ray.data.read_parquet``
@@ -6,28 +7,21 @@ yields ``(N, 256, 256, 3)`` uint8 batches. Without Ray, pyarrow still reads the 
 storage type (a list of uint8), which ``image_array_to_numpy`` reshapes.
 
 Pixel shards hold the same 256x256x3 uint8 pixels, one fixed-size binary value per image: a
-list<uint8> column is decoded value by value (1.4 ms of CPU per image, more than 16 cores can
-do for a GPU that runs ResNet-50 at 14,000 img/s), a fixed-size binary one is copied (0.07-0.15
-ms, docs/performance.md "GPU").
-Ray reads it as an object array of bytes, which ``pixels_to_numpy`` turns into the same array.
+list<uint8> column is decoded value by value, a fixed-size binary one is copied (ten times less
+CPU per image: docs/performance.md). Ray reads it as an object array of bytes, which
+``pixels_to_numpy`` turns into the same array.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep.storage import DatasetDir
-
 RAW_SHAPE = (256, 256, 3)
 PIXEL_BYTES = int(np.prod(RAW_SHAPE))
-ROWS_PER_GROUP = 128
-COMPRESSION = "snappy"
 FORMATS = ("raw", "pixels", "jpeg")
 DECODED_FORMATS = ("raw", "pixels")  # hold decoded 256x256x3 pixels, not JPEG bytes
 COLUMNS = ["id", "label", "image"]  # what every reader of a shard selects, in this order
@@ -35,8 +29,8 @@ COLUMNS = ["id", "label", "image"]  # what every reader of a shard selects, in t
 
 class _RayTensorStandIn(pa.ExtensionType):
     """Ray's fixed-shape tensor type as it is written to parquet (name, shape metadata, list
-    storage), for writing raw shards where Ray is not installed (the Ray-free GPU check).
-    tests/test_synth.py checks that it writes byte-identical files to Ray's own type."""
+    storage), for writing raw shards where Ray is not installed; the tests check that it writes
+    byte-identical files to Ray's own type."""
 
     def __init__(self, shape: tuple[int, ...]):
         self.shape = tuple(shape)
@@ -74,61 +68,6 @@ def schema(fmt: str) -> pa.Schema:
             ("width", pa.int32()),
         ]
     )
-
-
-@dataclass
-class Rows:
-    """A group of decoded rows: raw or pixel images as one (N,256,256,3) array, or JPEG bytes."""
-
-    ids: list[str]
-    labels: list[int]
-    images: np.ndarray | list[bytes]
-    heights: list[int] | None = None
-    widths: list[int] | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def to_table(rows: Rows, fmt: str) -> pa.Table:
-    target = schema(fmt)
-    ids = pa.array(rows.ids, pa.string())
-    labels = pa.array(rows.labels, pa.int32())
-    if fmt == "raw":
-        images = np.ascontiguousarray(rows.images, dtype=np.uint8)
-        per_image = int(np.prod(RAW_SHAPE))
-        offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32) * per_image)
-        values = pa.Array.from_buffers(pa.uint8(), images.size, [None, pa.py_buffer(images)])  # no copy
-        storage = pa.ListArray.from_arrays(offsets, values)
-        image_col = pa.ExtensionArray.from_storage(target.field("image").type, storage)
-        return pa.Table.from_arrays([ids, labels, image_col], schema=target)
-    if fmt == "pixels":
-        images = np.ascontiguousarray(rows.images, dtype=np.uint8)
-        image_col = pa.FixedSizeBinaryArray.from_buffers(target.field("image").type, len(rows),
-                                                         [None, pa.py_buffer(images)])  # no copy
-        return pa.Table.from_arrays([ids, labels, image_col], schema=target)
-    return pa.Table.from_arrays(
-        [
-            ids,
-            labels,
-            pa.array(rows.images, pa.binary()),
-            pa.array(rows.heights, pa.int32()),
-            pa.array(rows.widths, pa.int32()),
-        ],
-        schema=target,
-    )
-
-
-def write_shard(dataset: DatasetDir, name: str, fmt: str, groups: Iterable[Rows]) -> int:
-    """Write row groups to ``name`` atomically; returns the number of rows written."""
-    written = 0
-    with dataset.atomic_writer(name) as out:
-        with pq.ParquetWriter(out, schema(fmt), compression=COMPRESSION) as writer:
-            for rows in groups:
-                if len(rows):
-                    writer.write_table(to_table(rows, fmt), row_group_size=ROWS_PER_GROUP)
-                    written += len(rows)
-    return written
 
 
 def image_array_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
