@@ -11,7 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench import __version__, archive, bundle, compare as compare_mod, datasets, envinfo, image, micro, report, runner
+from bench import __version__
+from bench.results import archive, bundle, compare as compare_mod, envinfo, report
+from bench.run import datasets, runner
+from bench import docker_images
+from bench.measure import micro
 from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
 from bench.errors import BenchError
 from data_prep.common.cli import add_version_option, make_app, run_app
@@ -228,7 +232,7 @@ def perf_command(
     2-core CPU and `mini` about 9, most of it the seed pipeline, and 13 with --memory-scale 16.
     Results: perf.json, the four run bundles under runs/, and a SHA256SUMS over them.
     """
-    from bench import perf
+    from bench.measure import perf
 
     target = out_dir or runner.default_path("perf", "perf-{stamp}")
     if target.exists() and any(target.iterdir()):
@@ -285,10 +289,10 @@ def image_build_command(
     bake_weights: Annotated[bool, typer.Option(help="Download and sha256-check ResNet-50 ImageNet weights into the image.")] = False,
 ) -> None:
     """Build bench:cpu and/or bench:gpu with the pinned build arguments."""
-    flavors = list(image.FLAVORS) if flavor == "all" else [flavor]
-    _choice("--flavor", flavor, (*image.FLAVORS, "all"))
-    for name, image_id in image.build(flavors, base_image, wheelhouse, bake_weights, log=err.out).items():
-        out.print(f"{image.tag_for(name)} {image_id}")
+    flavors = list(docker_images.FLAVORS) if flavor == "all" else [flavor]
+    _choice("--flavor", flavor, (*docker_images.FLAVORS, "all"))
+    for name, image_id in docker_images.build(flavors, base_image, wheelhouse, bake_weights, log=err.out).items():
+        out.print(f"{docker_images.tag_for(name)} {image_id}")
 
 
 @image_app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -303,10 +307,10 @@ def image_run_command(
 
     Extra arguments go to `bench run` inside, e.g. `bench image run mini --flavor gpu --device cpu`.
     """
-    _choice("--flavor", flavor, tuple(image.FLAVORS))
-    code, path = image.run(flavor, [size, *ctx.args], data_dir, results_dir, log=err.out)
+    _choice("--flavor", flavor, tuple(docker_images.FLAVORS))
+    code, path = docker_images.run(flavor, [size, *ctx.args], data_dir, results_dir, log=err.out)
     if path is None:
-        raise BenchError(f"the {image.tag_for(flavor)} container exited with code {code} without a bundle; see its log above")
+        raise BenchError(f"the {docker_images.tag_for(flavor)} container exited with code {code} without a bundle; see its log above")
     typer.echo(str(path))
 
 

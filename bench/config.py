@@ -45,7 +45,7 @@ JPEG_DECODE_BATCH_SIZE = 256
 #   ceiling end to end on an H200 (fp16, batch 256; the stages in one process, bench/gpu_check.sh;
 #   through Ray 8,392 -> 8,866-8,977 img/s streaming, bench/gpu_ray_check.sh; 2026-11-30).
 #   Unthreaded, Ray overlaps only the batching of the next input with this call.
-# Precision "auto" is resolved by bench.precision.default_for.
+# Precision "auto" is resolved by bench.stages.precision.default_for.
 DEVICE_PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {"batch_size": 16, "max_concurrency": 2, "threaded_actors": True, "precision": "auto",
             "read_block_mib": 16},
@@ -70,7 +70,7 @@ class RunConfig:
     save_logits: bool = False  # keep full logits in the predictions (for exactness checks)
     stall_timeout_s: float = 600.0  # fail loudly when no predictions arrive for this long
     decode_on_device: bool = False  # JPEG data decoded by the model actors on their device (fast only)
-    whole_batches: bool = False  # crops re-cut into blocks of batch_size rows: no short batch, one more copy (bench.pipeline.predict)
+    whole_batches: bool = False  # crops re-cut into blocks of batch_size rows: no short batch, one more copy (bench.run.pipeline.predict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_profile(self) -> RunConfig:
@@ -89,7 +89,7 @@ class RunConfig:
     def for_device(self, kind: str) -> RunConfig:
         """Fill what the profile left open from the device's defaults, then resolve "auto"
         precision; ``kind`` is "cpu" or "cuda", where the model actors run."""
-        from bench.precision import default_for
+        from bench.stages.precision import default_for
 
         config = self.with_profile()
         if config.pipeline == "fast":

@@ -41,12 +41,12 @@ import pyarrow.parquet as pq
 import torch
 import torchvision
 
-from bench import precision, quantize
+from bench.stages import precision, quantize
 from bench.config import RunConfig
 from bench.stages import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import mean_gpu_util, summarise
-from bench.timing import images_per_second, model_ceiling, sync
+from bench.measure.timing import images_per_second, model_ceiling, sync
 from data_prep import synth
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS, FORMATS, table_to_batch

@@ -44,7 +44,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import runner
+from bench.run import runner
 from bench.config import RunConfig
 
 data, bundle, device, fields = sys.argv[1:]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import archive, bundle
+from bench.results import archive, bundle
 from bench.errors import BenchError
 from conftest import REPO
 

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench import bundle, runner
+from bench.results import bundle
+from bench.run import runner
 from bench.config import RunConfig
 from bench.errors import BenchError
 from conftest import synth_dataset
@@ -180,7 +181,7 @@ def test_the_cli_prints_one_line_naming_the_shard(data):
 
 
 def test_a_pixels_dataset_must_hold_fixed_size_pixel_values():
-    from bench.shardcheck import image_type_problem
+    from bench.run.shardcheck import image_type_problem
 
     assert image_type_problem(pa.field("image", pa.binary(256 * 256 * 3)), "pixels") is None
     for wrong in (pa.binary(), pa.binary(256 * 256)):

@@ -1,7 +1,7 @@
 """The model's batches hold the same images in every run, whatever order the reads finish in.
 
 A GPU's kernels depend on the batch's size, so an image's fp16 logits can change with the
-batch it lands in; the pipeline keeps Ray Data's blocks in order (bench.pipeline.data_context)
+batch it lands in; the pipeline keeps Ray Data's blocks in order (bench.run.pipeline.data_context)
 so that batches do not depend on timing. Here a recorder stands in for the model (the
 question is which images share a batch, not what it computes), and one run's first shard is
 read slowly, so that unordered, its block would reach the actors last.
@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bench.cluster import Placement
+from bench.run.cluster import Placement
 from bench.config import RunConfig
-from bench.pipeline import data_context, predict, read_shards
+from bench.run.pipeline import data_context, predict, read_shards
 from bench.stages import preprocess_for, variant
 
 SHARDS, ROWS_PER_SHARD, BATCH = 6, 5, 8  # 5-image blocks: most batches take images of two shards

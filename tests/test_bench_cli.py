@@ -12,10 +12,10 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from bench import bundle, model
-from bench.digests import sha256_file
+from bench.results import bundle
+from bench.stages import weights
 from bench.errors import BenchError
-from bench.secrets import scrub_uri
+from bench.results.secrets import scrub_uri
 
 PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-aws-secret-9f8e7d", "AWS_ACCESS_KEY_ID": "AKIAPLANTED0000",
            "HF_TOKEN": "planted-token-1a2b3c"}
@@ -79,31 +79,31 @@ def test_weights_file_is_checked_against_the_hash_in_its_name(tmp_path, monkeypa
     state = resnet50(weights=None).state_dict()
     scratch = tmp_path / "scratch.pth"
     torch.save(state, scratch)
-    digest = sha256_file(scratch)
+    digest = subprocess.run(["sha256sum", str(scratch)], capture_output=True, text=True, check=True).stdout.split()[0]
     good = tmp_path / f"resnet50-{digest[:8]}.pth"
     scratch.rename(good)
-    loaded, sha = model.load_model(str(good))
+    loaded, sha = weights.load_model(str(good))
     assert sha == digest
     assert torch.equal(loaded.state_dict()["fc.weight"], state["fc.weight"])
 
     bad = tmp_path / "resnet50-00000000.pth"
     bad.write_bytes(good.read_bytes())
     with pytest.raises(BenchError, match="is corrupt"):
-        model.load_model(str(bad))
+        weights.load_model(str(bad))
 
     # `imagenet` resolves to torch hub's cache, by torchvision's file name.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    assert model.imagenet_weights_path() == tmp_path / "hub" / "checkpoints" / Path(model.IMAGENET.url).name
+    assert weights.imagenet_weights_path() == tmp_path / "hub" / "checkpoints" / Path(weights.IMAGENET.url).name
 
 
 def test_random_weights_are_seeded_and_leave_the_global_rng_alone():
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
-    _, a = model.load_model("random", 0)
+    _, a = weights.load_model("random", 0)
     after = torch.rand(1)
-    _, b = model.load_model("random", 0)
-    _, c = model.load_model("random", 1)
+    _, b = weights.load_model("random", 0)
+    _, c = weights.load_model("random", 1)
     assert a == b != c
     assert torch.equal(before, after)
 
@@ -146,7 +146,7 @@ def test_compare_names_the_settings_that_differ_and_whether_predictions_match(cl
 
 def test_a_setting_a_bundle_lacks_counts_as_its_default_in_compare():
     """Bundles made before a RunConfig field existed ran as its default does."""
-    from bench.compare import config_differences
+    from bench.results.compare import config_differences
 
     before = {"batch_size": 16}
     assert config_differences(before, {"batch_size": 16, "whole_batches": False}) == []
@@ -172,7 +172,7 @@ def test_a_predictor_with_other_weights_than_the_driver_refuses_to_start(variant
     from bench.stages import variant as get_variant
 
     stages = get_variant(variant)
-    _, sha = model.load_model("random", 0)
+    _, sha = weights.load_model("random", 0)
     stages.Predictor("random", 0, "cpu", "fp32", False, expected_weights_sha256=sha)  # same weights: fine
     with pytest.raises(BenchError, match="give every node the same weights file"):
         stages.Predictor("random", 1, "cpu", "fp32", False, expected_weights_sha256=sha)

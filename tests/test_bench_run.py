@@ -14,7 +14,8 @@ import torch
 from torchvision.models import resnet50
 from torchvision.transforms import CenterCrop, Normalize
 
-from bench import bundle, compare, runner
+from bench.results import bundle, compare
+from bench.run import runner
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.telemetry import collector
@@ -158,7 +159,7 @@ def test_reduced_precision_stays_close_and_its_recorded_cost_is_true(bundles, da
 
 @pytest.mark.slow
 def test_int8_records_its_calibration_apart_from_the_images_its_cost_is_measured_on(bundles, data):
-    from bench import quantize
+    from bench.stages import quantize
 
     int8 = json.loads((bundles["int8"] / bundle.RESULT).read_text())["int8"]
     shards = sorted(data.glob("shards/*.parquet"))

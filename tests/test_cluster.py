@@ -1,10 +1,10 @@
-"""Where the model actors go (bench.cluster.place), from the Ray cluster's resources."""
+"""Where the model actors go (bench.run.cluster.place), from the Ray cluster's resources."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.cluster import gpu_share, place
+from bench.run.cluster import gpu_share, place
 from bench.config import RunConfig
 from bench.errors import BenchError
 

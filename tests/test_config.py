@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.config import DEVICE_PROFILES, JPEG_DECODE_BATCH_SIZE, PROFILES, RunConfig
-from bench.precision import default_for
+from bench.stages.precision import default_for
 
 
 @pytest.mark.parametrize("kind", ["cpu", "cuda"])

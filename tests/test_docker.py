@@ -20,7 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from bench import bundle, image
+from bench.results import bundle
+from bench import docker_images as image
 from data_prep.common.cores import usable_cores
 from conftest import REPO
 

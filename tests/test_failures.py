@@ -162,7 +162,7 @@ def test_a_full_disk_under_rays_temp_dir_is_named(tiny, tmp_path):
 
 
 def test_the_object_store_goes_to_a_file_where_dev_shm_is_too_small(monkeypatch):
-    from bench import runner
+    from bench.run import runner
 
     real = runner.shutil.disk_usage
 
@@ -179,7 +179,7 @@ def test_the_object_store_goes_to_a_file_where_dev_shm_is_too_small(monkeypatch)
 
 
 def test_the_object_store_is_rays_default_where_dev_shm_holds_it(monkeypatch):
-    from bench import runner
+    from bench.run import runner
 
     monkeypatch.setattr(runner.shutil, "disk_usage", lambda path: runner.shutil._ntuple_diskusage(2**50, 0, 2**50))
     assert runner.object_store() == ({}, None)

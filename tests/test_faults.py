@@ -15,7 +15,8 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from bench import bundle, pipeline, runner
+from bench.results import bundle
+from bench.run import pipeline, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
 from conftest import run_cli, synth_dataset, tmpfs

@@ -1,7 +1,7 @@
 """read_shards starts only as many parquet footer readers as the files can keep busy.
 
 Ray Data 2.60 asks for a pool of 32 FooterReader actors for every read_parquet call and gives
-each 10 files at a time; bench.pipeline.footer_readers sizes the pool to the files for that call
+each 10 files at a time; bench.run.pipeline.footer_readers sizes the pool to the files for that call
 (docs/performance.md, "Each optimisation").
 """
 
@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from bench.cluster import Placement
-from bench.pipeline import FOOTER_READERS_ENV, footer_readers, read_shards
+from bench.run.cluster import Placement
+from bench.run.pipeline import FOOTER_READERS_ENV, footer_readers, read_shards
 
 PLACEMENT = Placement(actors=1, actor_num_gpus=0, actor_num_cpus=1, device="cpu")
 

@@ -278,7 +278,7 @@ def test_each_kept_gpu_run_summary_is_what_its_outputs_say(folder):
 def test_the_prepared_ray_check_runs_bench_run_three_times_and_tables_it(tmp_path):
     # bench/gpu_ray_check.sh dry-run on the CPU: three verified `bench run` bundles (defaults, a
     # variant, defaults again), compared and tabled in the order they ran. Its default variant,
-    # two model actors, cannot run on 2 CPUs (bench.cluster refuses it), so this one turns
+    # two model actors, cannot run on 2 CPUs (bench.run.cluster refuses it), so this one turns
     # threaded actors off. On the CPU every batch is computed the same way whatever ran beside
     # it, so all three give the same predictions.
     out = tmp_path / "out"

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import bundle
+from bench.results import bundle
 from conftest import synth_dataset
 
 from data_prep.common.manifest import ShardRecord, verify

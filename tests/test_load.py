@@ -12,9 +12,10 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from bench import bundle, runner
+from bench.results import bundle
+from bench.run import runner
 from bench.config import RunConfig
-from bench.memory import WorkerMemorySampler
+from bench.measure.memory import WorkerMemorySampler
 from data_prep.common.sizes import images_for
 
 # Generous for a 2-core, 24 GiB machine, and far below what holding the dataset would take

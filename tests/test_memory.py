@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.memory import WorkerMemorySampler
+from bench.measure.memory import WorkerMemorySampler
 
 MB = 10**6
 # A process titled like a Ray worker that touches {heap} MB of its own memory and {shared_mb} MB

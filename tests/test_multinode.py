@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bench import bundle, runner
+from bench.results import bundle
+from bench.run import runner
 from bench.config import RunConfig
 
 MB = 1 << 20

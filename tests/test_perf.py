@@ -8,8 +8,9 @@ import subprocess
 
 import pytest
 
-from bench import bundle, perf
-from bench.timing import images_per_second
+from bench.results import bundle
+from bench.measure import perf
+from bench.measure.timing import images_per_second
 from conftest import synth_dataset
 
 IMAGES = 24

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bench import bundle, reference
-from bench.compare import config_differences
+from bench.results import bundle, reference
+from bench.results.compare import config_differences
 from bench.config import RunConfig
 from conftest import REPO
 
@@ -28,7 +28,7 @@ def test_published_bundle_verifies(path):
     assert result["complete"] is True and result["images"] > 0
 
 
-# What "auto" precision resolves to, by the model's device (bench.precision.default_for): the
+# What "auto" precision resolves to, by the model's device (bench.stages.precision.default_for): the
 # CPU's own capabilities decide between bf16 and int8, so a bundle records the resolved value.
 AUTO_PRECISIONS = {"cpu": {"bf16", "int8"}, "cuda": {"fp16"}}
 

@@ -1,4 +1,4 @@
-"""int8 (bench.quantize): one calibration gives one model, bit for bit, wherever it is loaded,
+"""int8 (bench.stages.quantize): one calibration gives one model, bit for bit, wherever it is loaded,
 and it computes nearly the fp32 function (checked against torchvision's plain fp32 ResNet-50)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.models import resnet50
 
-from bench import quantize
+from bench.stages import quantize
 from bench.errors import BenchError
 from bench.stages import variant
 
@@ -60,7 +60,7 @@ def test_int8_without_a_calibrated_model_is_refused():
 
 
 def test_an_int8_predictor_checks_the_nodes_fp32_weights_when_it_loads_them(state):
-    from bench.model import load_model
+    from bench.stages.weights import load_model
 
     _, other_sha = load_model("random", 1)
     predictor = variant("fast").Predictor("random", 0, "cpu", "int8", False, expected_weights_sha256=other_sha,

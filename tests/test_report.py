@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import bundle, report
+from bench.results import bundle, report
 from bench.telemetry import Samples
 from bench.telemetry.host import HostSampler
 from bench.telemetry.nvml import GpuSampler

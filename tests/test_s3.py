@@ -154,7 +154,8 @@ def s3_env(s3_endpoint):
 def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_local, s3_endpoint, tmp_path):
     import boto3
 
-    from bench import bundle, runner
+    from bench.results import bundle
+    from bench.run import runner
     from bench.config import RunConfig
 
     name = f"bench-run-{free_port()}"
@@ -179,7 +180,8 @@ def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_loc
 def test_cost_and_calibration_images_read_from_s3_as_locally(bucket, tmp_path):
     import numpy as np
 
-    from bench import datasets, precision, quantize
+    from bench.run import datasets
+    from bench.stages import precision, quantize
     from data_prep.synth import image_id
 
     args = ["synth", "--images", "30", "--rows-per-shard", "20", "-q"]

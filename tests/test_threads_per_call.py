@@ -14,7 +14,7 @@ import torch
 from bench.config import RunConfig
 from bench.stages import fast
 from bench.stages.common import threads_per_call
-from bench.timing import images_per_second
+from bench.measure.timing import images_per_second
 
 
 @pytest.mark.parametrize("device, calls, threads", [("cpu", 1, 4), ("cpu", 2, 2), ("cpu", 3, 1), ("cpu", 8, 1),
@@ -83,7 +83,7 @@ def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipelin
     # fast splits a CPU actor's cores between its two calls; seed keeps the reference's threads.
     from types import SimpleNamespace
 
-    from bench.pipeline import predictor_kwargs
+    from bench.run.pipeline import predictor_kwargs
     from bench.stages import variant
 
     monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)

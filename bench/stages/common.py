@@ -59,7 +59,7 @@ class ModelStage:
     """What both variants' Predictors share: device, precision, verified weights, and the
     forward pass. With ``expected_weights_sha256`` (what the driver loaded), an actor whose
     node holds different weights refuses to start instead of silently mixing models in one
-    run. int8 needs ``int8_state``, the driver's calibrated model (bench.quantize): its actors
+    run. int8 needs ``int8_state``, the driver's calibrated model (bench.stages.quantize): its actors
     run that alone and load (and verify) the node's fp32 model only when asked to measure
     int8's cost, so a timed int8 run does not build a model it never uses."""
 
@@ -77,9 +77,9 @@ class ModelStage:
         self.int8_model: torch.nn.Module | None = None
         if precision == "int8":
             if self.device.type != "cpu" or int8_state is None:
-                raise BenchError("int8 runs on CPUs only, from a calibrated model (bench.quantize.calibrate); "
+                raise BenchError("int8 runs on CPUs only, from a calibrated model (bench.stages.quantize.calibrate); "
                                  "on a GPU use --precision fp16")
-            from bench.quantize import load
+            from bench.stages.quantize import load
 
             self.int8_model = load(int8_state)
         else:
@@ -88,7 +88,7 @@ class ModelStage:
     def _load_fp32(self) -> torch.nn.Module:
         """This node's fp32 model on the device, refused if its weights are not the driver's."""
         from bench.errors import BenchError
-        from bench.model import load_model
+        from bench.stages.weights import load_model
 
         weights, seed, memory_format, expected_sha256 = self._fp32_source
         model, sha256 = load_model(weights, seed)

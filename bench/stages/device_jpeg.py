@@ -6,7 +6,7 @@ The steps are the CPU path's (bench.stages.crops.preprocess): shorter side to 25
 antialiased), centre crop 224. The pixels are close to it but not the same: nvJPEG's IDCT and
 torchvision's tensor resize differ from libjpeg's DCT-domain downscaling and Pillow's resize by
 a few levels, so its cost is measured against the CPU path, as reduced precision's is against
-fp32 (bench.precision.cost_against_cpu_decoding, kept in the bundle of a `bench run
+fp32 (bench.stages.precision.cost_against_cpu_decoding, kept in the bundle of a `bench run
 --decode-on-device`).
 torchvision 0.29 deprecates its image decoders in favour of TorchCodec's; they are still
 torchvision's on the lent GPU machines, so they are used here.

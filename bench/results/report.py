@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from bench import bundle, reference  # noqa: E402
+from bench.results import bundle, reference  # noqa: E402
 
 GPU_PANELS = [("util_pct", "GPU utilisation (%)"), ("power_w", "power (W)"), ("mem_used_bytes", "memory used (GB)")]
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "reference" / "published.json"
+PUBLISHED = Path(__file__).resolve().parents[2] / "results" / "reference" / "published.json"
 
 
 @lru_cache

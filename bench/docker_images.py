@@ -14,8 +14,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import __version__, bundle
-from bench.envinfo import REPO, git_commit
+from bench import __version__
+from bench.results import bundle
+from bench.results.envinfo import REPO, git_commit
 from bench.errors import BenchError
 
 FLAVORS = {"cpu": "Dockerfile.cpu", "gpu": "Dockerfile.gpu"}

@@ -20,7 +20,7 @@ CHUNK = 16
 def default_for(kind: str) -> str:
     """fp16 on GPUs, whose tensor cores all have it (a T4 has no fast bf16); bf16 on CPUs with
     native bf16 (AVX512-BF16/AMX: ~2.5x fp32 there); int8 on other CPUs, where bf16 is emulated
-    (7x slower than fp32 on an AVX2 EPYC) and int8 is ~2.5x fp32 (bench.quantize). The
+    (7x slower than fp32 on an AVX2 EPYC) and int8 is ~2.5x fp32 (bench.stages.quantize). The
     driver's CPU decides for CPU actors: pass --precision when the cluster's CPUs differ."""
     if kind == "cuda":
         return "fp16"
@@ -29,7 +29,7 @@ def default_for(kind: str) -> str:
 
 def sample_batch(shard_files: list, filesystem=None, images: int = SAMPLE_IMAGES) -> dict[str, np.ndarray]:
     """The images the cost is measured on: the first ``images`` rows of the first shard, raw as
-    the pipeline's readers give them (int8 calibrates on the last ones: bench.quantize)."""
+    the pipeline's readers give them (int8 calibrates on the last ones: bench.stages.quantize)."""
     from data_prep.common.shard_format import read_rows
 
     return read_rows(shard_files[0], slice(0, images), filesystem)

@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from bench import shardcheck
-from bench.shardcheck import BadShard
+from bench.run import shardcheck
+from bench.run.shardcheck import BadShard
 from data_prep import synth
 from data_prep.common.cores import usable_cores
 from data_prep.common.manifest import load_manifest
@@ -67,7 +67,7 @@ def synthetic(images: int, show_progress: bool = True) -> Dataset:
 
 def resolve(size: str | None, data: str | None, workers: int | None = None, show_progress: bool = True,
             verify_data: bool = False, skip_bad: bool = False) -> Dataset:
-    """The dataset, checked by bench.shardcheck (``verify_data``: re-hash every shard)."""
+    """The dataset, checked by bench.run.shardcheck (``verify_data``: re-hash every shard)."""
     if data:
         _, manifest = load_manifest(data)
         return Dataset(data, manifest, manifest["params"].get("size"),

@@ -16,12 +16,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from bench import bundle, cluster, datasets, envinfo, pipeline, precision, quantize, reference, report
+from bench.results import bundle, envinfo, reference, report
+from bench.run import cluster, datasets, pipeline
+from bench.stages import precision, quantize
 from bench.telemetry import collector, summary
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.model import load_model, resolve_weights_file
-from bench.secrets import scrub_uri
+from bench.stages.weights import load_model, resolve_weights_file
+from bench.results.secrets import scrub_uri
 from bench.stages import variant
 from data_prep.common.cli import handle_sigterm, stop_signal
 from data_prep.common.errors import Interrupted, is_disk_full

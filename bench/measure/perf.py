@@ -32,12 +32,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bundle, cluster, datasets, envinfo, micro, precision, quantize, runner
+from bench.results import bundle, envinfo
+from bench.run import cluster, datasets, runner
+from bench.measure import micro
+from bench.stages import precision, quantize
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.memory import WorkerMemorySampler
+from bench.measure.memory import WorkerMemorySampler
 from bench.stages import variant
-from bench.timing import images_per_second, model_ceiling
+from bench.measure.timing import images_per_second, model_ceiling
 from data_prep.common.cores import usable_cores
 from data_prep.common.images import encode_jpeg
 from data_prep.common.shard_format import DECODED_FORMATS

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench import bundle
+from bench.results import bundle
 from bench.config import RunConfig
 
 ENV_KEYS = ("kit", "python", "cuda", "driver", "packages", "cpu", "gpus", "container")

@@ -24,7 +24,6 @@ import psutil
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench.digests import sha256_file
 from bench.errors import BenchError
 
 SCHEMA_VERSION = 1
@@ -58,6 +57,11 @@ def predictions_sha256(path: Path) -> str:
     for ident, top1 in zip(table.column("id").to_pylist(), table.column("top1").to_pylist()):
         digest.update(f"{ident}\t{top1}\n".encode())
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def dumps(obj: Any) -> str:

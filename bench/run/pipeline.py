@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bench.cluster import Placement
+from bench.run.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.stages import preprocess_for, variant
@@ -278,13 +278,13 @@ def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: st
 
 def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weights_sha256: str,
                    sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, dict[str, Any] | None]:
-    """bench.precision.accuracy_costs (reduced precision against fp32, decoding on the model's
+    """bench.stages.precision.accuracy_costs (reduced precision against fp32, decoding on the model's
     device against the CPU's) in one Ray task shaped like a model actor, so on the same kind of
     device (and node) as the run's model."""
     import ray
 
     def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, dict[str, Any] | None]:
-        from bench.precision import accuracy_costs
+        from bench.stages.precision import accuracy_costs
 
         stages = variant(config.pipeline)
         predictor = stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state))

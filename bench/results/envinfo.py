@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.secrets import allowed_environment
+from bench.results.secrets import allowed_environment
 from data_prep.common.cores import usable_cores
 
 PACKAGES = ("ray", "torch", "torchvision", "pyarrow", "numpy", "pillow", "nvidia-ml-py")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout (or /opt/bench in the images)
 
 
 def git_commit() -> dict[str, Any]:

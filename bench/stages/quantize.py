@@ -6,7 +6,7 @@ on a fixed set of the dataset's own images, and ships the quantized weights and 
 every model actor, so all of them run one identical int8 model (each calibrating for itself
 could give nodes with different CPUs different scales) and the calibration's ~20 s stays out
 of the timed run. Its accuracy cost is measured like any reduced precision's
-(bench.precision.measure_cost), on images the calibration did not see where the dataset has
+(bench.stages.precision.measure_cost), on images the calibration did not see where the dataset has
 enough.
 
 torchvision's quantizable ResNet-50 (the architecture of its published int8 weights) with
@@ -85,7 +85,7 @@ def state_sha256(state: bytes) -> str:
 
 def calibration_batch(shard_files: list, filesystem=None, images: int = CALIBRATION_IMAGES) -> dict:
     """The images int8 calibrates on: the last ``images`` rows of the last shard, apart from the
-    first shard's first rows on which its cost is measured (bench.precision.sample_batch)."""
+    first shard's first rows on which its cost is measured (bench.stages.precision.sample_batch)."""
     from data_prep.common.shard_format import read_rows
 
     return read_rows(shard_files[-1], slice(-images, None), filesystem)
