@@ -16,7 +16,7 @@ from bench.results import archive, bundle, compare as compare_mod, envinfo, repo
 from bench.run import datasets, runner
 from bench import docker_images
 from bench.measure import micro
-from bench.config import DEVICES, PIPELINES, PRECISIONS, RunConfig
+from bench.config import RunConfig
 from bench.errors import BenchError
 from data_prep.common.cli import add_version_option, make_app, run_app
 from data_prep.common.sizes import SIZES
@@ -46,14 +46,14 @@ def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
 def run_command(
     size: SizeArg = None,
     data: DataOpt = None,
-    pipeline: Annotated[str, typer.Option(help="fast (ours) or seed (the reference benchmark, faithfully).")] = "fast",
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per model batch (default: seed 1000; fast 16 on CPU, 256 on GPU).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="Model actors (default: one per GPU, or one on CPU). More actors than GPUs share them, "
+    pipeline: Annotated[str, typer.Option(help="fast (ours) or reference (the published benchmark's code path, faithfully; also called seed).")] = "fast",
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per model batch (default: reference 1000; fast 16 on CPU, 256 on GPU).")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", "--concurrency", help="Model actors (default: one per GPU; without GPUs, one per node). More actors than GPUs share them, "
                   "k per GPU, 1/k of one each.")] = None,
     device: Annotated[str, typer.Option(help="auto (GPUs if the cluster has them), cuda or cpu.")] = "auto",
-    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16, fp16 or int8 (default: seed fp32; fast auto = fp16 on GPU, bf16 on CPUs with native bf16, else int8, calibrated once on the dataset's last 64 images). Reduced precision's cost against fp32 is measured and kept in the bundle.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto, fp32, bf16, fp16 or int8 (default: reference fp32; fast auto = fp16 on GPU, bf16 on CPUs with native bf16, else int8, calibrated once on the dataset's last 64 images). Reduced precision's cost against fp32 is measured and kept in the bundle.")] = None,
     weights: Annotated[str, typer.Option(help="random (seeded), imagenet (torchvision's file from the torch hub cache, sha256-checked) or a path.")] = "random",
-    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    weights_seed: Annotated[int, typer.Option("--weights-seed", "--seed", help="Seed of the random weights.")] = 0,
     save_logits: Annotated[bool, typer.Option(help="Also store all 1000 logits per image.")] = False,
     address: AddressOpt = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Bundle directory (default: a new one under results/runs/).")] = None,
@@ -67,13 +67,10 @@ def run_command(
 
     Prints the bundle's path as the last line of stdout.
     """
-    _choice("--pipeline", pipeline, PIPELINES)
-    _choice("--device", device, DEVICES)
-    _choice("--precision", precision, PRECISIONS)
     if size and data:
         raise BenchError("give either SIZE or --data, not both")
-    config = RunConfig(pipeline=pipeline, batch_size=batch_size, concurrency=concurrency, device=device,
-                       precision=precision, weights=weights, seed=seed, save_logits=save_logits,
+    config = RunConfig(pipeline=pipeline, batch_size=batch_size, actors=actors, device=device,
+                       precision=precision, weights=weights, weights_seed=weights_seed, save_logits=save_logits,
                        stall_timeout_s=stall_timeout, decode_on_device=decode_on_device)
     path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
                       skip_bad_shards=skip_bad_shards)

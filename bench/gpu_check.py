@@ -42,8 +42,8 @@ import torch
 import torchvision
 
 from bench.stages import precision, quantize
-from bench.config import RunConfig
-from bench.stages import variant
+from bench.config import RunConfig, resolve
+from bench.variants import variant
 from bench.telemetry.collector import SamplingLoop
 from bench.telemetry.summary import mean_gpu_util, summarise
 from bench.measure.timing import images_per_second, model_ceiling, sync
@@ -248,12 +248,12 @@ class Check:
 def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[str, Any]:
     """The figures of one check on ``files``, a dataset of format ``fmt`` (see the module's
     docstring)."""
-    stages = variant(config.pipeline)
-    load = stages.keep_encoded if check.decode_on_device else stages.preprocess  # pixel shards come as arrays here
+    chosen = variant(config.pipeline)
+    load = chosen.keep_encoded() if check.decode_on_device else chosen.preprocess()  # pixel shards come as arrays here
     int8_state = None
     if config.precision == "int8":  # calibrated on the last images, its cost measured on the first, as `bench run`
-        int8_state = quantize.int8_state_for(stages, config.weights, config.seed, quantize.calibration_batch(files))
-    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
+        int8_state = quantize.int8_state_for(chosen, config.weights, config.weights_seed, quantize.calibration_batch(files))
+    predictor = chosen.predictor()(config.weights, config.weights_seed, config.device, config.precision, False,
                                  int8_state=int8_state)
     if check.compile_model:
         predictor.model = torch.compile(predictor.model)
@@ -266,7 +266,7 @@ def run(files: list[Path], fmt: str, config: RunConfig, check: Check) -> dict[st
                                        device=predictor.device, streams=check.calls_at_once)
     copy_gb_s = host_to_device_gb_s(first["image"], predictor.device, min(check.min_seconds, 1.0))
     batch_effect = None if check.compile_model else batch_size_effect(predictor, first["image"])
-    costs = precision.accuracy_costs(predictor, stages, precision.sample_batch(files), check.decode_on_device)
+    costs = precision.accuracy_costs(predictor, chosen.preprocess(), precision.sample_batch(files), check.decode_on_device)
 
     with loader_pool(check.loader_workers, check.loader_processes) as pool:
         loop = SamplingLoop(socket.gethostname(), 0.1, gpus=on_gpu)
@@ -363,7 +363,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="Also write the JSON object to this file.")
     parser.add_argument("--summarise", type=Path, metavar="DIR", help="Print a markdown table of the checks "
                         "written to DIR/*.json by --out, and exit.")
-    parser.add_argument("--pipeline", default="fast", choices=["fast", "seed"])
+    parser.add_argument("--pipeline", default="fast", choices=["fast", "reference", "seed"])
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--batch-size", type=positive, help="Default: what `bench run` uses on this device.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], help="Default: as `bench run`.")
@@ -387,7 +387,8 @@ def main() -> None:
         return
     kind = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     config = RunConfig(pipeline=args.pipeline, device=kind, batch_size=args.batch_size,
-                       precision=args.precision).for_device(kind)
+                       precision=args.precision)
+    config = resolve(config, kind, "raw")
     if args.compile and config.precision == "int8":
         parser.error("--compile applies to float precisions (int8 runs torch's quantized kernels): add --precision fp32")
     if args.decode_on_device and args.pipeline != "fast":

@@ -23,7 +23,7 @@ def row(name: str, result: dict[str, Any]) -> str:
     first = events["first_predictions"] - events["start"]
     streaming = result["images"] / (events["end"] - events["first_predictions"])  # start-up excluded
     placement = result["placement"]
-    calls = RunConfig(**result["config"]).model_calls_at_once
+    calls = RunConfig.from_dict(result["config"]).calls_in_parallel
     energy = telemetry.get("energy_j_per_image")
     cells = [name, placement["actors"], f"{placement['actor_num_gpus']:g}", calls, f"{result['images']:,}",
              f"{result['throughput_img_s']:,.0f}", f"{result['timings']['wall_s']:.1f}",

@@ -20,7 +20,7 @@ import pytest
 from bench.run.cluster import Placement
 from bench.config import RunConfig
 from bench.run.pipeline import data_context, predict, read_shards
-from bench.stages import preprocess_for, variant
+from bench.variants import variant
 
 SHARDS, ROWS_PER_SHARD, BATCH = 6, 5, 8  # 5-image blocks: most batches take images of two shards
 
@@ -52,9 +52,9 @@ def read_late(preprocess, late_id: str | None, batch: dict[str, np.ndarray]) -> 
 def batches(data, late_id: str | None, whole_batches: bool = False, read_block_mib: int | None = None) -> dict[str, str]:
     """{image id: its batch} of one run through the pipeline's own wiring and context."""
     files = sorted(str(p) for p in data.glob("shards/*.parquet"))
-    config = RunConfig(batch_size=BATCH, max_concurrency=2, threaded_actors=True, whole_batches=whole_batches)
+    config = RunConfig(batch_size=BATCH, calls_per_actor=2, threaded_actors=True, whole_batches=whole_batches)
     placement = Placement(actors=1, actor_num_gpus=0, actor_num_cpus=0.5, device="cpu")
-    preprocess = partial(read_late, preprocess_for(variant("fast"), "raw"), late_id)
+    preprocess = partial(read_late, variant("fast").preprocess_for("raw"), late_id)
     with data_context(read_block_mib):
         ds = predict(read_shards(files, None, placement), preprocess, BatchRecorder, {}, config, placement)
         rows = ds.take_all()

@@ -167,15 +167,15 @@ def test_unknown_choices_are_clear_errors(cli):
     assert proc.returncode == 2 and "unknown size 'huge'" in proc.stderr
 
 
-@pytest.mark.parametrize("variant", ["fast", "seed"])
-def test_a_predictor_with_other_weights_than_the_driver_refuses_to_start(variant):
-    from bench.stages import variant as get_variant
+@pytest.mark.parametrize("name", ["fast", "reference"])
+def test_a_predictor_with_other_weights_than_the_driver_refuses_to_start(name):
+    from bench.variants import variant
 
-    stages = get_variant(variant)
+    predictor = variant(name).predictor()
     _, sha = weights.load_model("random", 0)
-    stages.Predictor("random", 0, "cpu", "fp32", False, expected_weights_sha256=sha)  # same weights: fine
+    predictor("random", 0, "cpu", "fp32", False, expected_weights_sha256=sha)  # same weights: fine
     with pytest.raises(BenchError, match="give every node the same weights file"):
-        stages.Predictor("random", 1, "cpu", "fp32", False, expected_weights_sha256=sha)
+        predictor("random", 1, "cpu", "fp32", False, expected_weights_sha256=sha)
 
 
 def _commands(group, path=()):

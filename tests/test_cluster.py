@@ -25,12 +25,12 @@ def test_one_whole_gpu_per_actor_by_default_and_shared_when_more_are_asked_for()
     nodes = [node("g", 16, 1), node("c", 64)]
     default = place(RunConfig(), nodes)
     assert (default.actors, default.actor_num_gpus, default.preprocess_nodes) == (1, 1.0, ["c"])
-    two = place(RunConfig(concurrency=2), nodes)
+    two = place(RunConfig(actors=2), nodes)
     assert (two.actors, two.actor_num_gpus) == (2, 0.5)
 
 
 def test_cpu_clusters_get_cpu_actors_and_cuda_without_gpus_is_refused():
-    cpu = place(RunConfig(concurrency=2), [node("c", 4)])
+    cpu = place(RunConfig(actors=2), [node("c", 4)])
     assert (cpu.actors, cpu.actor_num_gpus, cpu.device) == (2, 0.0, "cpu")
     on_a_gpu_node = place(RunConfig(device="cpu"), [node("g", 16, 1)])  # the CPU actor and reads use its CPUs
     assert (on_a_gpu_node.actors, on_a_gpu_node.actor_num_gpus, on_a_gpu_node.device) == (1, 0.0, "cpu")
@@ -39,9 +39,9 @@ def test_cpu_clusters_get_cpu_actors_and_cuda_without_gpus_is_refused():
 
 
 @pytest.mark.parametrize("nodes, config, fix", [
-    ([node("c", 2)], RunConfig(concurrency=2), "use --concurrency 1 or fewer"),
+    ([node("c", 2)], RunConfig(actors=2), "use --actors 1 or fewer"),
     ([node("c", 1)], RunConfig(), "give the Ray cluster at least 2 CPUs"),
-    ([node("g", 2, 1)], RunConfig(concurrency=2), "use --concurrency 1 or fewer"),
+    ([node("g", 2, 1)], RunConfig(actors=2), "use --actors 1 or fewer"),
 ])
 def test_model_actors_may_not_take_every_cpu_the_reads_need(nodes, config, fix):
     # Each actor reserves a CPU; with none left, Ray's read tasks never start and the run would
@@ -52,5 +52,5 @@ def test_model_actors_may_not_take_every_cpu_the_reads_need(nodes, config, fix):
 
 
 def test_reads_on_cpu_only_nodes_leave_the_gpu_nodes_cpus_to_the_actors():
-    placed = place(RunConfig(concurrency=2), [node("g", 4, 1), node("c", 2)])
+    placed = place(RunConfig(actors=2), [node("g", 4, 1), node("c", 2)])
     assert (placed.actors, placed.actor_num_gpus, placed.preprocess_nodes) == (2, 0.5, ["c"])

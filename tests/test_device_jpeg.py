@@ -1,21 +1,22 @@
 """JPEG decoded on the model's device: the same crops as torchvision's own transforms, in the
 batch's order, and what the Predictor makes of them. Here the device is the CPU (libjpeg-turbo);
-on a GPU, bench.gpu_check --decode-on-device measures nvJPEG's difference."""
+on a GPU, a run with --decode-on-device records nvJPEG's difference as its decoding_cost."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import CenterCrop, Resize
 from torchvision.transforms.v2 import functional as F
 
-from bench.stages import fast, preprocess_for, seed
+from bench.stages.crops import preprocess
 from bench.stages.device_jpeg import decode_resize_crop
+from bench.stages.pixel_predictor import Predictor
+from bench.variants import variant
 
 CPU = torch.device("cpu")
 
@@ -52,18 +53,12 @@ def test_on_the_cpu_stored_256_images_give_the_cpu_paths_pixels_and_logits():
     # data-prep's synthetic JPEGs are 256x256: no resize, and libjpeg-turbo decodes them
     # exactly as Pillow does, so the Predictor sees the same input either way.
     encoded = batch_of([jpeg(256, 256, i) for i in range(4)])
-    on_cpu = fast.preprocess(encoded)["image"]
+    on_cpu = preprocess(encoded)["image"]
     on_device = decode_resize_crop(encoded["image"], CPU).permute(0, 2, 3, 1).numpy()
     np.testing.assert_array_equal(on_device, on_cpu)
 
-    predictor = fast.Predictor("random", 0, "cpu", "fp32", save_logits=True)
-    passed_on = preprocess_for(fast, "jpeg", decode_on_model_device=True)(encoded)
+    predictor = Predictor("random", 0, "cpu", "fp32", save_logits=True)
+    passed_on = variant("fast").preprocess_for("jpeg", decode_on_device=True)(encoded)
     assert passed_on["image"] is encoded["image"]  # the bytes, untouched, for the model's device
     torch.testing.assert_close(predictor.inputs(passed_on["image"]), predictor.inputs(on_cpu), rtol=0, atol=0)
     assert predictor.inputs(passed_on["image"]).is_contiguous(memory_format=torch.channels_last)
-
-
-@pytest.mark.parametrize("stages, fmt", [(fast, "raw"), (fast, "pixels"), (seed, "jpeg")])
-def test_decoding_on_the_model_device_is_refused_where_it_cannot_apply(stages, fmt):
-    with pytest.raises(ValueError, match="needs JPEG data and the fast pipeline"):
-        preprocess_for(stages, fmt, decode_on_model_device=True)

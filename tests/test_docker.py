@@ -139,7 +139,7 @@ def test_gpu_image_help_and_clear_refusal_without_a_gpu(images):
 def test_cpu_image_sizes_torch_threads_to_the_containers_cpu_limit(images, limit, cores):
     # Sized to the machine, a CPU model actor's threads would queue for a quota they cannot use
     # (--cpus 1 on 2 cores: 2 threads ran 1.4-1.6x slower than 1, docs/performance.md).
-    probe = ("import torch; from bench.stages.common import resolve_device; from data_prep.common.cores import usable_cores; "
+    probe = ("import torch; from bench.stages.model import resolve_device; from data_prep.common.cores import usable_cores; "
              "resolve_device('cpu'); print(usable_cores(), torch.get_num_threads())")
     ran = docker("run", "--rm", *limit, "--entrypoint", "python3", "bench:cpu", "-c", probe)
     assert ran.returncode == 0, ran.stderr

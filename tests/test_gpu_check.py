@@ -26,7 +26,7 @@ def test_node_name_looks_ray_up_without_importing_it(monkeypatch):
     # Called on every batch. Where Ray is not installed (the GPU machine) an import would be
     # retried each time, and from two calling threads one saw the other's half-failed module
     # (CI, 2026-11-30: "module 'ray' has no attribute 'is_initialized'").
-    from bench.stages.batches import node_name
+    from bench.stages.handoff import node_name
 
     monkeypatch.delitem(sys.modules, "ray", raising=False)
     monkeypatch.setattr(sys, "meta_path", [RefuseRayImports(), *sys.meta_path])
@@ -122,14 +122,14 @@ def test_loader_processes_give_what_loader_threads_give_in_the_same_order(tmp_pa
     import numpy as np
 
     from bench.gpu_check import loader_pool, make_dataset, prefetched
-    from bench.stages import fast
+    from bench.stages.crops import preprocess
 
     files, fmt = make_dataset(tmp_path / "jpeg", 40, "jpeg", workers=1)
     assert fmt == "jpeg"
     loaded = {}
     for processes in (False, True):
         with loader_pool(2, processes) as pool:
-            loaded[processes] = list(prefetched(files * 2, fast.preprocess, pool, depth=3))
+            loaded[processes] = list(prefetched(files * 2, preprocess, pool, depth=3))
     assert len(loaded[True]) == len(loaded[False]) >= 2
     for by_process, by_thread in zip(loaded[True], loaded[False]):
         assert by_process["id"].tolist() == by_thread["id"].tolist()

@@ -1,23 +1,23 @@
 """fp32 is IEEE fp32 wherever the model runs: on a GPU, torch would otherwise let cuDNN run fp32
-convolutions as TF32, and the seed pipeline and the fp32 side of every precision cost would
-silently not be fp32 (bench.stages.common.ieee_fp32)."""
+convolutions as TF32, and the reference pipeline and the fp32 side of every precision cost would
+silently not be fp32 (bench.stages.model.ieee_fp32)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bench.stages import variant
+from bench.variants import variant
 
 
-@pytest.mark.parametrize("pipeline", ["fast", "seed"])
+@pytest.mark.parametrize("pipeline", ["fast", "reference"])
 def test_every_model_stage_turns_tf32_off(pipeline):
     # torch's flags are properties of its backend modules (monkeypatch cannot restore them)
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = True  # torch's default for cuDNN convolutions
         torch.backends.cuda.matmul.allow_tf32 = True
-        variant(pipeline).Predictor("random", 0, "cpu", "fp32", False)
+        variant(pipeline).predictor()("random", 0, "cpu", "fp32", False)
         assert torch.backends.cudnn.allow_tf32 is False
         assert torch.backends.cuda.matmul.allow_tf32 is False
     finally:

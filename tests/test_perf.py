@@ -51,7 +51,7 @@ def test_perf_reports_side_by_side_ratios_from_its_own_bundles(cli, tmp_path):
     assert figures["micro_overhead_s"] == pytest.approx(figures["micro"]["measured_s"] - figures["micro"]["ideal_s"])
     assert all(mb > 0 for mb in figures["memory"]["peak_worker_private_mb"])  # the sampler saw Ray's workers
     assert figures["device"].startswith("cpu")
-    assert figures["default_config"]["model_calls_at_once"] == 2  # the ceiling ran as the CPU actors do
+    assert figures["default_config"]["calls_in_parallel"] == 2  # the ceiling ran as the CPU actors do
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0 and "runs/default/SHA256SUMS: OK" in check.stdout, check.stdout
 

@@ -1,5 +1,5 @@
 """The fast pipeline's preprocessing runs in Ray workers that never import torch
-(bench.stages.batches says why). Ray pickles a module-level function by reference, so a worker
+(bench.stages says why). Ray pickles a module-level function by reference, so a worker
 imports the function's module and all it imports: here a fresh interpreter that refuses torch
 unpickles each preprocessing function as Ray sends it, runs it on a batch, and must give what
 this process gives."""
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from ray import cloudpickle
 
-from bench.stages import preprocess_for, variant
+from bench.variants import variant
 from data_prep.common.images import encode_jpeg
 
 WORKER_WITHOUT_TORCH = """
@@ -49,7 +49,7 @@ def as_stored(fmt: str, pixels: np.ndarray) -> np.ndarray:
 def test_fast_preprocessing_runs_in_a_worker_that_cannot_import_torch(fmt, on_device):
     pixels = np.random.default_rng(0).integers(0, 256, (3, 256, 256, 3), dtype=np.uint8)
     batch = batch_of(as_stored(fmt, pixels))
-    function = preprocess_for(variant("fast"), fmt, on_device)
+    function = variant("fast").preprocess_for(fmt, on_device)
     proc = subprocess.run([sys.executable, "-c", WORKER_WITHOUT_TORCH], input=cloudpickle.dumps((function, batch)),
                           capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]

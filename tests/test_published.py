@@ -9,7 +9,7 @@ import pytest
 
 from bench.results import bundle, reference
 from bench.results.compare import config_differences
-from bench.config import RunConfig
+from bench.config import RunConfig, resolve
 from conftest import REPO
 
 PUBLISHED = REPO / "results" / "published"
@@ -40,7 +40,7 @@ def test_published_bundle_ran_todays_defaults(path):
     result = json.loads((path / bundle.RESULT).read_text())
     recorded, kind = result["config"], result["placement"]["device"]
     resolved = {"precision": recorded["precision"]} if result["pipeline"] == "fast" else {}
-    today = RunConfig(pipeline=result["pipeline"], **resolved).for_device(kind).for_data(result["dataset"]["format"])
+    today = resolve(RunConfig(pipeline=result["pipeline"], **resolved), kind, result["dataset"]["format"])
     assert config_differences(recorded, today.as_dict()) == []  # a field added since counts as its default
     if resolved:
         assert recorded["precision"] in AUTO_PRECISIONS[kind]

@@ -10,7 +10,7 @@ from torchvision.models import resnet50
 
 from bench.stages import quantize
 from bench.errors import BenchError
-from bench.stages import variant
+from bench.variants import variant
 
 
 def raw_batch(images: int, seed: int) -> dict[str, np.ndarray]:
@@ -34,12 +34,12 @@ def test_calibration_is_deterministic(state):
     assert quantize.state_sha256(calibrated(seed=2)) != quantize.state_sha256(state)  # scales come from the images
 
 
-@pytest.mark.parametrize("name", ["fast", "seed"])
+@pytest.mark.parametrize("name", ["fast", "reference"])
 def test_int8_predictor_stays_close_to_plain_fp32_pytorch(state, name):
-    stages = variant(name)
-    predictor = stages.Predictor("random", 0, "cpu", "int8", False, int8_state=state)
+    chosen = variant(name)
+    predictor = chosen.predictor()("random", 0, "cpu", "int8", False, int8_state=state)
     assert predictor.model is None  # int8 actors hold no fp32 model; the fp32 call below loads it
-    batch = stages.preprocess(raw_batch(4, seed=3))
+    batch = chosen.preprocess()(raw_batch(4, seed=3))
     torch.manual_seed(0)
     reference = resnet50(weights=None).eval()  # what load_model("random", 0) must also build
     with torch.inference_mode():
@@ -56,16 +56,16 @@ def test_int8_predictor_stays_close_to_plain_fp32_pytorch(state, name):
 
 def test_int8_without_a_calibrated_model_is_refused():
     with pytest.raises(BenchError, match="calibrated"):
-        variant("fast").Predictor("random", 0, "cpu", "int8", False)
+        variant("fast").predictor()("random", 0, "cpu", "int8", False)
 
 
 def test_an_int8_predictor_checks_the_nodes_fp32_weights_when_it_loads_them(state):
     from bench.stages.weights import load_model
 
     _, other_sha = load_model("random", 1)
-    predictor = variant("fast").Predictor("random", 0, "cpu", "int8", False, expected_weights_sha256=other_sha,
-                                          int8_state=state)  # runs the driver's int8 model: no fp32 built yet
-    batch = variant("fast").preprocess(raw_batch(2, seed=3))
+    predictor = variant("fast").predictor()("random", 0, "cpu", "int8", False, expected_weights_sha256=other_sha,
+                                            int8_state=state)  # runs the driver's int8 model: no fp32 built yet
+    batch = variant("fast").preprocess()(raw_batch(2, seed=3))
     predictor.logits(batch["image"], "int8")
     with pytest.raises(BenchError, match="give every node the same weights file"):
         predictor.logits(batch["image"], "fp32")  # measuring int8's cost against other weights: refused

@@ -149,11 +149,11 @@ def test_pixels_to_numpy_takes_rays_bytes_and_refuses_wrong_sizes():
 
 
 def test_ray_reads_a_pixels_dataset_into_the_raw_arrays(ray_local, runner, tmp_path):
-    from bench.stages import fast, preprocess_for
+    from bench.variants import variant
 
     make(runner, tmp_path / "p", "--images", "20", "--format", "pixels", "--rows-per-shard", "8")
     ds = ray_local.data.read_parquet(str(tmp_path / "p"))
-    preprocess = preprocess_for(fast, "pixels")
+    preprocess = variant("fast").preprocess_for("pixels")
     seen = []
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         crops = preprocess(batch)["image"]

@@ -1,4 +1,4 @@
-"""A CPU model actor's concurrent calls split its cores (bench.stages.common.threads_per_call):
+"""A CPU model actor's concurrent calls split its cores (bench.stages.model.threads_per_call):
 each call runs a fixed share, so the answers do not depend on what overlapped, and `bench
 perf`'s ceiling runs the model the same way."""
 
@@ -11,22 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import RunConfig
-from bench.stages import fast
-from bench.stages.common import threads_per_call
+from bench.config import RunConfig, resolve
+from bench.stages.pixel_predictor import Predictor
+from bench.stages.model import threads_per_call
 from bench.measure.timing import images_per_second
 
 
 @pytest.mark.parametrize("device, calls, threads", [("cpu", 1, 4), ("cpu", 2, 2), ("cpu", 3, 1), ("cpu", 8, 1),
                                                     ("cuda", 2, None)])
 def test_calls_at_once_split_a_cpus_cores_and_leave_a_gpu_alone(monkeypatch, device, calls, threads):
-    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
+    monkeypatch.setattr("bench.stages.model.usable_cores", lambda: 4)
     assert threads_per_call(torch.device(device), calls) == threads
 
 
 def test_each_call_runs_its_share_whatever_else_runs_and_gets_the_same_logits(monkeypatch):
-    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
-    predictor = fast.Predictor("random", 0, "cpu", "fp32", False, calls_at_once=2)
+    monkeypatch.setattr("bench.stages.model.usable_cores", lambda: 4)
+    predictor = Predictor("random", 0, "cpu", "fp32", False, calls_in_parallel=2)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8) for _ in range(2)]
 
@@ -50,7 +50,7 @@ def test_each_call_runs_its_share_whatever_else_runs_and_gets_the_same_logits(mo
     for a, b in zip(alone, together):
         assert torch.equal(a, b)  # bit for bit: the same team size, the same sums
 
-    one_call = fast.Predictor("random", 0, "cpu", "fp32", False).logits(batches[0], "fp32")
+    one_call = Predictor("random", 0, "cpu", "fp32", False).logits(batches[0], "fp32")
     assert team_sizes[-1] == 4
     assert torch.linalg.norm(one_call - alone[0]) / torch.linalg.norm(one_call) < 1e-5  # other sums, same function
 
@@ -71,23 +71,23 @@ def test_streams_call_at_once_and_their_rates_add_up():
 
 
 def test_an_actor_runs_its_calls_at_once_only_when_threaded():
-    assert RunConfig().for_device("cpu").model_calls_at_once == 2
-    assert RunConfig(precision="fp16").for_device("cuda").model_calls_at_once == 2  # each on its own CUDA stream
-    assert RunConfig(threaded_actors=False).for_device("cuda").model_calls_at_once == 1  # calls overlap batching only
-    assert RunConfig(max_concurrency=3, threaded_actors=False).for_device("cpu").model_calls_at_once == 1
+    assert resolve(RunConfig(), "cpu", "raw").calls_in_parallel == 2
+    assert resolve(RunConfig(precision="fp16"), "cuda", "raw").calls_in_parallel == 2  # each on its own CUDA stream
+    assert resolve(RunConfig(threaded_actors=False), "cuda", "raw").calls_in_parallel == 1  # calls overlap batching only
+    assert resolve(RunConfig(calls_per_actor=3, threaded_actors=False), "cpu", "raw").calls_in_parallel == 1
 
 
-@pytest.mark.parametrize("pipeline, threads", [("fast", 2), ("seed", None)])
+@pytest.mark.parametrize("pipeline, threads", [("fast", 2), ("reference", None)])
 def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipeline, threads):
     # The actors' Predictor arguments come from the variant (no branch on its name elsewhere):
-    # fast splits a CPU actor's cores between its two calls; seed keeps the reference's threads.
+    # fast splits a CPU actor's cores between its two calls; the reference keeps its threads.
     from types import SimpleNamespace
 
     from bench.run.pipeline import predictor_kwargs
-    from bench.stages import variant
+    from bench.variants import variant
 
-    monkeypatch.setattr("bench.stages.common.usable_cores", lambda: 4)
-    config = RunConfig(pipeline=pipeline, precision="fp32").for_device("cpu")
+    monkeypatch.setattr("bench.stages.model.usable_cores", lambda: 4)
+    config = resolve(RunConfig(pipeline=pipeline, precision="fp32"), "cpu", "raw")
     placement = SimpleNamespace(device="cpu")  # all predictor_kwargs reads of it
-    predictor = variant(pipeline).Predictor(**predictor_kwargs(config, placement, weights_sha256=None))
+    predictor = variant(pipeline).predictor()(**predictor_kwargs(config, placement, weights_sha256=None))
     assert getattr(predictor, "threads_per_call", None) == threads

@@ -36,10 +36,10 @@ from bench.results import bundle, envinfo
 from bench.run import cluster, datasets, runner
 from bench.measure import micro
 from bench.stages import precision, quantize
-from bench.config import RunConfig
+from bench.config import RunConfig, resolve
 from bench.errors import BenchError
 from bench.measure.memory import WorkerMemorySampler
-from bench.stages import variant
+from bench.variants import variant
 from bench.measure.timing import images_per_second, model_ceiling
 from data_prep.common.cores import usable_cores
 from data_prep.common.images import encode_jpeg
@@ -58,10 +58,10 @@ def preprocess_per_core(sample: dict[str, np.ndarray], min_seconds: float) -> di
     try:
         figures: dict[str, Any] = {}
         for fmt, batch in (("raw", sample), ("jpeg", jpeg)):
-            rates = {name: images_per_second(lambda v=variant(name): v.preprocess(batch), len(batch["id"]), min_seconds)
-                     for name in ("seed", "fast")}
-            figures[fmt] = {"reference_img_s": rates["seed"], "ours_img_s": rates["fast"],
-                            "speedup": rates["fast"] / rates["seed"]}
+            rates = {name: images_per_second(lambda f=variant(name).preprocess(): f(batch), len(batch["id"]), min_seconds)
+                     for name in ("reference", "fast")}
+            figures[fmt] = {"reference_img_s": rates["reference"], "ours_img_s": rates["fast"],
+                            "speedup": rates["fast"] / rates["reference"]}
         return figures
     finally:
         torch.set_num_threads(threads)
@@ -72,17 +72,17 @@ def ceiling(config: RunConfig, dataset: datasets.Dataset, sample: dict[str, np.n
     """A measurement of the model alone, configured as the default pipeline's actors are (int8
     calibrated on the same images as in `bench run`; as many calls at once as an actor runs), in
     this process, on ``sample``'s crops; built once, taken as often as asked."""
-    stages = variant(config.pipeline)
+    chosen = variant(config.pipeline)
     int8_state = None
     if config.precision == "int8":
         calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
-        int8_state = quantize.int8_state_for(stages, config.weights, config.seed, calibration)
-    predictor = stages.Predictor(config.weights, config.seed, config.device, config.precision, False,
-                                 int8_state=int8_state, **stages.predictor_options(config))
-    crops = stages.preprocess(sample)["image"]
+        int8_state = quantize.int8_state_for(chosen, config.weights, config.weights_seed, calibration)
+    predictor = chosen.predictor()(config.weights, config.weights_seed, config.device, config.precision, False,
+                                   int8_state=int8_state, **chosen.predictor_options(config))
+    crops = chosen.preprocess()(sample)["image"]
     repeats = -(-config.batch_size // len(crops))
     batch = np.concatenate([crops] * repeats)[: config.batch_size]
-    return lambda: model_ceiling(predictor, batch, min_seconds, streams=config.model_calls_at_once)
+    return lambda: model_ceiling(predictor, batch, min_seconds, streams=config.calls_in_parallel)
 
 
 def startup_and_rate(small_images: int, small_wall_s: float, large_images: int, large_wall_s: float,
@@ -114,9 +114,9 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
         min_seconds: float = 5.0, log=print) -> dict[str, Any]:
     dataset = datasets.resolve(size, data)
     runner.connect(None)
-    placement = cluster.place(RunConfig().with_profile(), cluster.alive_nodes())
+    placement = cluster.place(RunConfig(), cluster.alive_nodes())
     kind = "cuda" if placement.actor_num_gpus else "cpu"
-    default = RunConfig(device=kind).for_device(kind)
+    default = resolve(RunConfig(device=kind), kind, dataset.manifest["format"])
     if dataset.manifest["format"] not in DECODED_FORMATS:
         raise BenchError(f"{dataset.uri} holds JPEGs; bench perf needs a raw or pixels dataset (it makes the JPEG sample itself)")
     sample = precision.sample_batch(dataset.shard_files, dataset.filesystem, PREPROCESS_SAMPLE)
@@ -134,7 +134,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
 
     log(f"3/5 end to end, {dataset.images:,} images: default, seed, default again")
     first_result, _ = pipeline_run(dataset, RunConfig(), "default-first")
-    seed_result, _ = pipeline_run(dataset, RunConfig(pipeline="seed"), "seed")
+    seed_result, _ = pipeline_run(dataset, RunConfig(pipeline="reference"), "seed")
     fast_result, small_memory = pipeline_run(dataset, RunConfig(), "default")
     defaults = [first_result, fast_result]
     default_img_s = fmean([r["throughput_img_s"] for r in defaults])
@@ -153,7 +153,7 @@ def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
         "images": dataset.images,
         "default_config": {"batch_size": default.batch_size, "precision": default.precision,
                            "memory_format": "channels_last", "device": kind,
-                           "model_calls_at_once": default.model_calls_at_once},
+                           "calls_in_parallel": default.calls_in_parallel},
         "preprocess": preprocess,
         "preprocess_speedup_raw": preprocess["raw"]["speedup"],
         "preprocess_speedup_jpeg": preprocess["jpeg"]["speedup"],

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.results import bundle
-from bench.config import RunConfig
+from bench.config import in_todays_terms
 
 ENV_KEYS = ("kit", "python", "cuda", "driver", "packages", "cpu", "gpus", "container")
 
@@ -31,11 +31,11 @@ def env_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Run settings (``result.json`` ``config``) that differ: the first place to look when two
-    runs of the same data give other numbers or other answers. A setting that a bundle lacks
-    was added after it was made, and it ran as the setting's default does."""
-    defaults = RunConfig().as_dict()
-    return sorted(key for key in a.keys() | b.keys()
-                  if a.get(key, defaults.get(key)) != b.get(key, defaults.get(key)))
+    runs of the same data give other numbers or other answers. Compared in today's terms
+    (bench.config.in_todays_terms): a renamed setting is the same setting, and one that a
+    bundle lacks ran as its default."""
+    left, right = in_todays_terms(a), in_todays_terms(b)
+    return sorted(key for key in left.keys() | right.keys() if left.get(key) != right.get(key))
 
 
 def compare(bundles: list[Path]) -> dict[str, Any]:

@@ -55,12 +55,12 @@ def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
                          "use --device cpu (or auto) to run on CPUs")
     use_gpus = total_gpus > 0 and config.device != "cpu"
     if use_gpus:
-        actors = config.concurrency or total_gpus
+        actors = config.actors or total_gpus
         if not cpu_nodes:  # the reads share the GPU nodes' CPUs with the model actors
             leave_cpus_for_reads(actors, total(gpu_nodes, "CPU"))
         return Placement(actors, gpu_share(actors, total_gpus), 1.0, "auto" if config.device == "auto" else config.device,
                          [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes)
-    actors = config.concurrency or 1
+    actors = config.actors or 1
     leave_cpus_for_reads(actors, total(nodes, "CPU"))  # --device cpu: GPU nodes' too
     return Placement(actors, 0.0, 1.0, "cpu", [], nodes)
 
@@ -76,7 +76,7 @@ def leave_cpus_for_reads(actors: int, cpus: float) -> None:
     until --stall-timeout (seen with 2 CPU actors on 2 cores), so refuse at once."""
     if actors < cpus:
         return
-    fix = (f"use --concurrency {int(cpus) - 1} or fewer" if cpus >= 2
+    fix = (f"use --actors {int(cpus) - 1} or fewer" if cpus >= 2
            else "give the Ray cluster at least 2 CPUs")
     raise BenchError(f"{actors} model actor(s) would hold all {cpus:g} CPU(s) where the shards are read "
                      f"(each reserves one), leaving none for the reads: {fix}")

@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, Tex
 from bench.run.cluster import Placement
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.stages import preprocess_for, variant
+from bench.variants import variant
 from data_prep.common.progress import progress_bar
 from data_prep.common.shard_format import COLUMNS
 
@@ -96,13 +96,13 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     with data_context(config.read_block_mib):
-        stages = variant(config.pipeline)
+        chosen = variant(config.pipeline)
 
         events = {"start": time.time()}
         start = time.perf_counter()
         ds = read_shards(files, filesystem, placement)
         after_read_call = time.perf_counter()
-        ds = predict(ds, preprocess_for(stages, fmt, config.decode_on_device), stages.Predictor,
+        ds = predict(ds, chosen.preprocess_for(fmt, config.decode_on_device), chosen.predictor(),
                      predictor_kwargs(config, placement, weights_sha256, int8_state), config, placement)
 
         schema = prediction_schema(config.save_logits)
@@ -203,7 +203,7 @@ def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], c
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(
             size=placement.actors,
-            max_concurrent_calls_per_actor=config.max_concurrency,
+            max_concurrent_calls_per_actor=config.calls_per_actor,
             enable_true_multi_threading=config.threaded_actors,
         ),
         num_gpus=placement.actor_num_gpus,
@@ -271,8 +271,9 @@ def within_stall_limit(batches: Iterator[Any], seconds: float) -> Iterator[Any]:
 
 def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str,
                      int8_state: bytes | None = None) -> dict[str, Any]:
-    kwargs = {"weights": config.weights, "seed": config.seed, "device": placement.device, "precision": config.precision,
-              "save_logits": config.save_logits, "expected_weights_sha256": weights_sha256, "int8_state": int8_state}
+    kwargs = {"weights": config.weights, "weights_seed": config.weights_seed, "device": placement.device,
+              "precision": config.precision, "save_logits": config.save_logits,
+              "expected_weights_sha256": weights_sha256, "int8_state": int8_state}
     return kwargs | variant(config.pipeline).predictor_options(config)
 
 
@@ -286,9 +287,9 @@ def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weig
     def measure(sample: dict[str, Any], int8_state: bytes | None) -> dict[str, dict[str, Any] | None]:
         from bench.stages.precision import accuracy_costs
 
-        stages = variant(config.pipeline)
-        predictor = stages.Predictor(**predictor_kwargs(config, placement, weights_sha256, int8_state))
-        return accuracy_costs(predictor, stages, sample, config.decode_on_device)
+        chosen = variant(config.pipeline)
+        predictor = chosen.predictor()(**predictor_kwargs(config, placement, weights_sha256, int8_state))
+        return accuracy_costs(predictor, chosen.preprocess(), sample, config.decode_on_device)
 
     # int8's model travels as an argument (through the object store), not inside the function.
     task = ray.remote(num_gpus=placement.actor_num_gpus, num_cpus=placement.actor_num_cpus)(measure)

@@ -20,11 +20,11 @@ from bench.results import bundle, envinfo, reference, report
 from bench.run import cluster, datasets, pipeline
 from bench.stages import precision, quantize
 from bench.telemetry import collector, summary
-from bench.config import RunConfig
+from bench.config import RunConfig, resolve
 from bench.errors import BenchError
 from bench.stages.weights import load_model, resolve_weights_file
 from bench.results.secrets import scrub_uri
-from bench.stages import variant
+from bench.variants import variant
 from data_prep.common.cli import handle_sigterm, stop_signal
 from data_prep.common.errors import Interrupted, is_disk_full
 from data_prep.common.failures import ray_temp_dir
@@ -170,7 +170,7 @@ def quantized_model(dataset: datasets.Dataset, config: RunConfig, show_progress:
     calibration = quantize.calibration_batch(dataset.shard_files, dataset.filesystem)
     with Console(stderr=True, quiet=not show_progress).status(
             f"calibrating int8 on {len(calibration['id'])} images (once, before the timed run)"):
-        state = quantize.int8_state_for(variant(config.pipeline), config.weights, config.seed, calibration)
+        state = quantize.int8_state_for(variant(config.pipeline), config.weights, config.weights_seed, calibration)
     return state, {"engine": quantize.ENGINE, "calibration_ids": [str(i) for i in calibration["id"]],
                    "state_sha256": quantize.state_sha256(state)}
 
@@ -222,16 +222,11 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
                                skip_bad=skip_bad_shards)
     if dataset.manifest["format"] not in FORMATS:
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
-    if config.decode_on_device and config.pipeline != "fast":
-        raise BenchError("--decode-on-device needs --pipeline fast (seed decodes on the CPU, as the reference did)")
-    if config.decode_on_device and dataset.manifest["format"] != "jpeg":
-        raise BenchError(f"--decode-on-device needs JPEG data; {dataset.uri} holds {dataset.manifest['format']} "
-                         "data: make a JPEG dataset (data-prep synth|imagenet ... --format jpeg) or drop --decode-on-device")
-    _, weights_sha256 = load_model(config.weights, config.seed)  # fails early on missing weights
+    _, weights_sha256 = load_model(config.weights, config.weights_seed)  # fails early on missing weights
     connect(address)
     nodes = cluster.alive_nodes()
     placement = cluster.place(config, nodes)
-    config = config.for_device("cuda" if placement.actor_num_gpus else "cpu").for_data(dataset.manifest["format"])
+    config = resolve(config, "cuda" if placement.actor_num_gpus else "cpu", dataset.manifest["format"])
 
     int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
 

@@ -1,12 +1,12 @@
-"""The fast pipeline's preprocessing: uint8 centre crops, made without torch.
+"""uint8 centre crops, made without torch (the fast variant's preprocessing).
 
 On the reference's 256x256 data, Resize(256) is the identity and CenterCrop(224) a slice, so
 the CPU does almost nothing and 4x fewer bytes than float32 cross the object store; the model's
-device converts and normalises (bench.stages.fast.Predictor). JPEG data is decoded with
+device converts and normalises (bench.stages.pixel_predictor). JPEG data is decoded with
 libjpeg's DCT-domain downscaling, resized in uint8 and cropped, or, asked for
 (``keep_encoded``), passed on as bytes for the model's device to decode
-(bench.stages.device_jpeg). A module of its own, importing neither torch nor the Predictor,
-so that the Ray workers running it do not import torch (bench.stages.batches says why).
+(bench.stages.device_jpeg). It imports neither torch nor a Predictor, so that the Ray workers
+running it do not import torch (bench.stages says why).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from bench.stages.batches import CROP, RESIZE, decode_jpeg, preprocessed
+from bench.stages.handoff import preprocessed
+from bench.stages.jpeg import decode_jpeg
+from bench.stages.mlperf import CROP, RESIZE
 from data_prep.common.images import resize_center_crop
 
 _OFFSET = (RESIZE - CROP) // 2

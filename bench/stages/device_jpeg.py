@@ -21,8 +21,8 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2.functional import center_crop, resize
 
-from bench.stages.batches import CROP, RESIZE
-from bench.stages.common import read_only_input
+from bench.stages.mlperf import CROP, RESIZE
+from bench.stages.model import read_only_input
 
 
 def decode_resize_crop(encoded: np.ndarray, device: torch.device) -> torch.Tensor:

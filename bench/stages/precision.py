@@ -35,12 +35,13 @@ def sample_batch(shard_files: list, filesystem=None, images: int = SAMPLE_IMAGES
     return read_rows(shard_files[0], slice(0, images), filesystem)
 
 
-def accuracy_costs(predictor, stages, sample: dict[str, np.ndarray], decode_on_device: bool) -> dict[str, Any]:
+def accuracy_costs(predictor, preprocess, sample: dict[str, np.ndarray], decode_on_device: bool) -> dict[str, Any]:
     """``precision_cost`` and ``decoding_cost`` of a run on ``sample`` (rows as the readers give
-    them), each None where the run did not take that shortcut."""
+    them, through the variant's ``preprocess``), each None where the run did not take that
+    shortcut."""
     return {
-        "precision_cost": measure_cost(predictor, stages.preprocess(sample)) if predictor.precision != "fp32" else None,
-        "decoding_cost": cost_against_cpu_decoding(predictor, stages, sample) if decode_on_device else None,
+        "precision_cost": measure_cost(predictor, preprocess(sample)) if predictor.precision != "fp32" else None,
+        "decoding_cost": cost_against_cpu_decoding(predictor, preprocess, sample) if decode_on_device else None,
     }
 
 
@@ -55,12 +56,12 @@ def measure_cost(predictor, preprocessed_batch: dict[str, np.ndarray]) -> dict[s
             **logit_agreement(reduced, exact)}
 
 
-def cost_against_cpu_decoding(predictor, stages, sample: dict[str, np.ndarray]) -> dict[str, Any]:
+def cost_against_cpu_decoding(predictor, preprocess, sample: dict[str, np.ndarray]) -> dict[str, Any]:
     """What decoding on the model's device costs in accuracy: the logits of ``sample``'s JPEG
     bytes decoded by ``predictor`` on its device against those of the same images decoded on
     the CPU by the variant's ``preprocess``, at the predictor's precision."""
     on_device = predictor.logits(sample["image"], predictor.precision)
-    on_cpu = predictor.logits(stages.preprocess(sample)["image"], predictor.precision)
+    on_cpu = predictor.logits(preprocess(sample)["image"], predictor.precision)
     return {"against": "decoding on the CPU", "device": str(predictor.device), **logit_agreement(on_device, on_cpu)}
 
 

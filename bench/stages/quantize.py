@@ -91,11 +91,11 @@ def calibration_batch(shard_files: list, filesystem=None, images: int = CALIBRAT
     return read_rows(shard_files[-1], slice(-images, None), filesystem)
 
 
-def int8_state_for(stages, weights: str, seed: int, calibration: dict) -> bytes:
+def int8_state_for(variant, weights: str, weights_seed: int, calibration: dict) -> bytes:
     """Calibrate a variant's fp32 model on a raw batch (``calibration``, as the readers give it):
     the batch goes through the variant's own preprocessing and input stage, 16 at a time."""
-    predictor = stages.Predictor(weights, seed, "cpu", "fp32", False)
-    images = stages.preprocess(calibration)["image"]
+    predictor = variant.predictor()(weights, weights_seed, "cpu", "fp32", False)
+    images = variant.preprocess()(calibration)["image"]
     with torch.inference_mode():
         inputs = [predictor.inputs(images[i : i + 16]) for i in range(0, len(images), 16)]
     return calibrate(predictor.model, inputs)

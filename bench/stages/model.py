@@ -1,6 +1,5 @@
-"""What both pipeline variants' model stages share: device, precision, verified weights, the
-forward pass and turning logits into predictions. Plain Python: no Ray needed. (What
-preprocessing shares too, without torch, is in bench.stages.batches.)"""
+"""What every model stage shares: device, precision, verified weights, the forward pass and
+turning logits into predictions. Plain Python: no Ray needed."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from bench.stages.batches import node_name
+from bench.stages.handoff import node_name
 from data_prep.common.cores import usable_cores
 
 TOP_K = 5
@@ -63,7 +62,7 @@ class ModelStage:
     run that alone and load (and verify) the node's fp32 model only when asked to measure
     int8's cost, so a timed int8 run does not build a model it never uses."""
 
-    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
+    def __init__(self, weights: str, weights_seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
         from bench.errors import BenchError
@@ -72,13 +71,12 @@ class ModelStage:
         self.device = resolve_device(device)
         self.precision = precision
         self.save_logits = save_logits
-        self._fp32_source = (weights, seed, memory_format, expected_weights_sha256)
+        self._fp32_source = (weights, weights_seed, memory_format, expected_weights_sha256)
         self.model: torch.nn.Module | None = None
         self.int8_model: torch.nn.Module | None = None
         if precision == "int8":
-            if self.device.type != "cpu" or int8_state is None:
-                raise BenchError("int8 runs on CPUs only, from a calibrated model (bench.stages.quantize.calibrate); "
-                                 "on a GPU use --precision fp16")
+            if int8_state is None:
+                raise BenchError("int8 runs the driver's calibrated model (bench.stages.quantize.calibrate); none was given")
             from bench.stages.quantize import load
 
             self.int8_model = load(int8_state)
@@ -90,8 +88,8 @@ class ModelStage:
         from bench.errors import BenchError
         from bench.stages.weights import load_model
 
-        weights, seed, memory_format, expected_sha256 = self._fp32_source
-        model, sha256 = load_model(weights, seed)
+        weights, weights_seed, memory_format, expected_sha256 = self._fp32_source
+        model, sha256 = load_model(weights, weights_seed)
         if expected_sha256 and sha256 != expected_sha256:
             raise BenchError(f"{node_name()} loaded weights {sha256[:16]}..., not the driver's "
                              f"{expected_sha256[:16]}...: give every node the same weights file")
@@ -118,16 +116,15 @@ class ModelStage:
         return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)
 
 
-def threads_per_call(device: torch.device, calls_at_once: int) -> int | None:
+def threads_per_call(device: torch.device, calls_in_parallel: int) -> int | None:
     """torch threads for each of the calls a CPU model actor runs at once: an equal, fixed share
-    of its cores (None on a GPU). Two one-thread calls beat one two-thread call on 2 cores
-    (bf16, model alone: 1.04-1.54x, docs/performance.md): a two-thread call waits at every
-    operator's barrier, and a time slice that Ray or the driver takes from one thread stalls
-    both. Fixed rather than grown when a call runs alone, so that every batch is computed the
-    same way whatever overlapped it (logits reproduce bit for bit); growing it measured no faster."""
+    of its cores (None on a GPU). A two-thread call waits at every operator's barrier, and a
+    time slice that Ray takes from one thread stalls both; one-thread calls side by side ran
+    faster (docs/performance.md). Fixed, not grown when a call runs alone, so that every batch
+    is computed the same way whatever overlapped it: the logits reproduce bit for bit."""
     if device.type != "cpu":
         return None
-    return max(1, usable_cores() // calls_at_once)
+    return max(1, usable_cores() // calls_in_parallel)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -1,7 +1,5 @@
-"""Our pipeline: the same function as seed, shaped for throughput.
+"""The fast variant's model stage: ResNet-50 on uint8 pixels, normalised on its own device.
 
-- Preprocessing only crops uint8 pixels, without torch (bench.stages.crops): 4x fewer bytes
-  cross the object store than float32 tensors, and the CPU does almost nothing.
 - The model's device converts to float and normalises (the same float32 arithmetic as
   torchvision's Normalize), with channels_last memory: NHWC uint8 pixels permuted to NCHW are
   already channels_last, so no copy is needed.
@@ -19,33 +17,25 @@ import threading
 import numpy as np
 import torch
 
-from bench.stages.batches import MEAN_255, STD_255
-from bench.stages.common import ModelStage, read_only_input, threads_per_call
-from bench.stages.crops import keep_encoded, preprocess
 from bench.stages.device_jpeg import decode_resize_crop
-
-__all__ = ["Predictor", "keep_encoded", "predictor_options", "preprocess"]
-
-
-def predictor_options(config) -> dict[str, int]:
-    """Predictor arguments of this variant beyond ModelStage's, from a RunConfig: how many calls
-    share a CPU actor's cores."""
-    return {"calls_at_once": config.model_calls_at_once}
+from bench.stages.mlperf import MEAN_255, STD_255
+from bench.stages.model import ModelStage, read_only_input, threads_per_call
 
 
 class Predictor(ModelStage):
     """ResNet-50 in channels_last, normalising uint8 crops on its own device. On a CPU, the
-    ``calls_at_once`` calls Ray runs at once in this actor split its cores (threads_per_call)."""
+    ``calls_in_parallel`` calls that run the model at once in this actor split its cores
+    (threads_per_call)."""
 
-    def __init__(self, weights: str, seed: int, device: str, precision: str, save_logits: bool,
+    def __init__(self, weights: str, weights_seed: int, device: str, precision: str, save_logits: bool,
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None,
-                 calls_at_once: int = 1):
-        super().__init__(weights, seed, device, precision, save_logits, memory_format=torch.channels_last,
+                 calls_in_parallel: int = 1):
+        super().__init__(weights, weights_seed, device, precision, save_logits, memory_format=torch.channels_last,
                          expected_weights_sha256=expected_weights_sha256, int8_state=int8_state)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(MEAN_255, dtype=torch.float32, device=self.device).view(shape)
         self.std = torch.tensor(STD_255, dtype=torch.float32, device=self.device).view(shape)
-        self.threads_per_call = threads_per_call(self.device, calls_at_once)
+        self.threads_per_call = threads_per_call(self.device, calls_in_parallel)
         self._per_thread = threading.local()  # on a GPU: this thread's CUDA stream
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,0 +1,69 @@
+"""What a pipeline variant is: a class that declares its defaults and what it can do, and names
+the plain stages (bench.stages) it is made of, like a backend of the MLCommons inference
+reference. A new variant is a new module here, registered in bench.variants; nothing else
+branches on a variant's name."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar
+
+import numpy as np
+
+from data_prep.common.shard_format import pixels_to_numpy
+
+Batch = dict[str, np.ndarray]
+
+
+class Variant(ABC):
+    """A pipeline variant. Importing its module must not import torch: the variant is looked up
+    where its preprocessing runs, in Ray workers that may never load the model."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str]
+    # RunConfig fields this variant sets whatever the device, then per device kind ("cpu",
+    # "cuda") for what is still open; the user's settings win over both (bench.config.resolve).
+    defaults: ClassVar[dict[str, Any]] = {}
+    device_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Whether its model stage can decode JPEG bytes on its own device (--decode-on-device).
+    decodes_on_device: ClassVar[bool] = False
+    # Whether it keeps the reference benchmark's start exactly (no warm-up before the timer).
+    reference_start: ClassVar[bool] = False
+
+    @abstractmethod
+    def preprocess(self) -> Callable[[Batch], Batch]:
+        """The preprocessing function, as Ray Data's numpy batches of a raw or JPEG shard hold them."""
+
+    @abstractmethod
+    def predictor(self) -> type:
+        """The model stage's class (bench.stages.model.ModelStage); importing it imports torch."""
+
+    def keep_encoded(self) -> Callable[[Batch], Batch]:
+        """The preprocessing that passes JPEG bytes on for the model's device to decode."""
+        raise NotImplementedError(f"the {self.name} variant does not decode on the model's device")
+
+    def data_defaults(self, fmt: str, decode_on_device: bool) -> dict[str, Any]:
+        """RunConfig fields this variant sets for data of format ``fmt`` (after the device's)."""
+        return {}
+
+    def predictor_options(self, config) -> dict[str, Any]:
+        """The Predictor's own arguments beyond ModelStage's, from a resolved RunConfig."""
+        return {}
+
+    def preprocess_for(self, fmt: str, decode_on_device: bool = False) -> Callable[[Batch], Batch]:
+        """The preprocessing for a dataset of format ``fmt``: raw shards come as (N,256,256,3)
+        uint8 and JPEG ones as bytes, which ``preprocess`` takes as they are; pixel shards come as
+        bytes too, turned into the raw array first (told by the manifest's format, never guessed).
+        With ``decode_on_device`` (a resolved config has checked it applies), JPEG bytes pass on."""
+        if decode_on_device:
+            return self.keep_encoded()
+        if fmt == "pixels":
+            return partial(_from_pixel_bytes, self.preprocess())
+        return self.preprocess()
+
+
+def _from_pixel_bytes(preprocess: Callable[[Batch], Batch], batch: Batch) -> Batch:
+    return preprocess(dict(batch, image=pixels_to_numpy(batch["image"])))
