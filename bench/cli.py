@@ -14,6 +14,8 @@ from rich.table import Table
 from bench import __version__
 from bench.results import archive, bundle, compare as compare_mod, envinfo, report
 from bench.run import datasets, runner
+from bench.run.connect import connect
+from bench.run.launchers import launcher
 from bench import docker_images
 from bench.measure import micro
 from bench.config import RunConfig
@@ -62,6 +64,7 @@ def run_command(
     verify_data: Annotated[bool, typer.Option(help="Re-hash every shard against the manifest before running (catches damage inside files; reads the whole dataset once).")] = False,
     skip_bad_shards: Annotated[bool, typer.Option(help="Run without shards that are missing, damaged or of the wrong shape, and record each skip in the bundle (default: stop with an error naming the shard).")] = False,
     decode_on_device: Annotated[bool, typer.Option(help="JPEG data, fast pipeline: the model actors decode, resize and crop on their device (nvJPEG on a GPU) instead of the CPU tasks doing it, for GPUs whose hosts cannot decode fast enough. Its accuracy cost against CPU decoding is measured and kept in the bundle.")] = False,
+    launcher_name: Annotated[str, typer.Option("--launcher", help="ray (Ray Data, on this machine or --address's cluster) or local (the same stages in this one process, without any engine: the practical limit, and what runs where Ray is not installed).")] = "ray",
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
 
@@ -73,16 +76,16 @@ def run_command(
                        precision=precision, weights=weights, weights_seed=weights_seed, save_logits=save_logits,
                        stall_timeout_s=stall_timeout, decode_on_device=decode_on_device)
     path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
-                      skip_bad_shards=skip_bad_shards)
-    result = json.loads((path / bundle.RESULT).read_text())
-    for skipped in result.get("skipped_shards") or []:
+                      skip_bad_shards=skip_bad_shards, engine=launcher(launcher_name))
+    result = bundle.load(path)
+    for skipped in result.skipped_shards:
         err.print(f"[yellow]skipped[/] {skipped['file']} ({skipped['images']:,} images): {skipped['reason']}")
-    out.print(f"{result['images']:,} images, {result['throughput_img_s']:,.1f} img/s "
-              f"({result['throughput_img_s_excl_metadata']:,.1f} img/s excluding metadata fetch), "
-              f"pipeline {result['pipeline']}, predictions sha256 {result['predictions_sha256'][:16]}")
-    if result.get("accuracy"):
-        out.print(f"top-1 {result['accuracy']['top1']:.4f}, top-5 {result['accuracy']['top5']:.4f} "
-                  f"on {result['accuracy']['labelled_images']:,} labelled images")
+    out.print(f"{result.images:,} images, {result.throughput_img_s:,.1f} img/s "
+              f"({result.throughput_img_s_excl_metadata:,.1f} img/s excluding metadata fetch), "
+              f"pipeline {result.pipeline}, predictions sha256 {result.predictions_sha256[:16]}")
+    if result.accuracy:
+        out.print(f"top-1 {result.accuracy['top1']:.4f}, top-5 {result.accuracy['top5']:.4f} "
+                  f"on {result.accuracy['labelled_images']:,} labelled images")
     typer.echo(str(path))
 
 
@@ -198,7 +201,7 @@ def micro_command(
 ) -> None:
     """The reference microbenchmark: read, materialize, then a map that sleeps 1 s per block."""
     dataset = datasets.resolve(size, data)
-    runner.connect(address)
+    connect(address)
     figures = micro.run(dataset.shard_files, dataset.filesystem)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))

@@ -1,45 +1,14 @@
-"""Shared fixtures: CLI runners and a session-wide local Ray instance."""
+"""Fixtures: CLI runners, a module-wide local Ray instance, and the test order (shared helpers
+live in tests/helpers.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(tool: str, *args: str, check: bool = False, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run a console script as a user would (real exit codes, real stderr)."""
-    exe = Path(sys.executable).parent / tool
-    proc = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd,
-                          env=None if env is None else {**os.environ, **env})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@contextmanager
-def tmpfs(mount: Path, size_bytes: int) -> Iterator[Path]:
-    """A tmpfs of ``size_bytes`` at ``mount``, for full-disk faults (skips where it cannot be
-    mounted: it needs root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount.mkdir(parents=True, exist_ok=True)
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+from helpers import run_cli
 
 
 @pytest.fixture
@@ -50,13 +19,6 @@ def cli():
 @pytest.fixture
 def runner():
     return CliRunner()
-
-
-def synth_dataset(out: Path, images: int, rows_per_shard: int = 8, *extra: str) -> Path:
-    """A small synthetic data-prep dataset, made through the CLI as a user would."""
-    run_cli("data-prep", "synth", "--images", str(images), "--rows-per-shard", str(rows_per_shard),
-            "--out", str(out), "-q", *extra, check=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from bench.results import archive, bundle
 from bench.errors import BenchError
-from conftest import REPO
+from helpers import REPO
 
 PUBLISHED = REPO / "results" / "published" / "mini-fast-cpu"
 

@@ -16,7 +16,7 @@ from bench.results import bundle
 from bench.run import runner
 from bench.config import RunConfig
 from bench.errors import BenchError
-from conftest import synth_dataset
+from helpers import synth_dataset
 
 IMAGES = 24  # three shards of eight
 
@@ -172,7 +172,7 @@ def test_an_empty_dataset_and_an_unlisted_file_are_refused(ray_local, data, tmp_
 
 
 def test_the_cli_prints_one_line_naming_the_shard(data):
-    from conftest import run_cli
+    from helpers import run_cli
 
     damage_truncated(data)
     proc = run_cli("bench", "run", "--data", str(data), "-q", "--out", str(data.parent / "b"))

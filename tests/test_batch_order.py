@@ -63,7 +63,7 @@ def batches(data, late_id: str | None, whole_batches: bool = False, read_block_m
 
 @pytest.mark.slow
 def test_batches_hold_the_same_images_when_the_first_shard_is_read_last(ray_four_cpus, tmp_path):
-    from conftest import synth_dataset
+    from helpers import synth_dataset
 
     data = synth_dataset(tmp_path / "data", SHARDS * ROWS_PER_SHARD, ROWS_PER_SHARD)
     first_shard = sorted(data.glob("shards/*.parquet"))[0]
@@ -80,7 +80,7 @@ def test_batches_hold_the_same_images_when_the_first_shard_is_read_last(ray_four
 def test_whole_batches_are_the_datasets_images_in_runs_of_the_batch_size(ray_four_cpus, tmp_path):
     """RunConfig.whole_batches: every batch but the last is full, and holds the next BATCH
     images in the dataset's order; without it, a bundle of blocks ends in a short batch."""
-    from conftest import synth_dataset
+    from helpers import synth_dataset
 
     data = synth_dataset(tmp_path / "data", SHARDS * ROWS_PER_SHARD, ROWS_PER_SHARD)
     in_order = [row["id"] for f in sorted(data.glob("shards/*.parquet")) for row in pq.read_table(f, columns=["id"]).to_pylist()]

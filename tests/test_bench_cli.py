@@ -23,7 +23,7 @@ PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-aws-secret-9f8e7d", "AWS_ACCESS_KEY
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("data") / "tiny"
     run_cli("data-prep", "synth", "--images", "8", "--rows-per-shard", "4", "--out", str(out), "-q", check=True)
@@ -128,7 +128,7 @@ def test_compare_needs_two_bundles_and_verify_names_problems(cli, tmp_path):
 
 
 def test_compare_names_the_settings_that_differ_and_whether_predictions_match(cli, tmp_path):
-    from conftest import REPO
+    from helpers import REPO
 
     published = REPO / "results" / "published" / "mini-fast-cpu"
     other = tmp_path / "other"

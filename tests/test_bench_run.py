@@ -10,23 +10,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
-from torchvision.models import resnet50
-from torchvision.transforms import CenterCrop, Normalize
 
 from bench.results import bundle, compare
+from bench.results.result import REQUIRED
 from bench.run import runner
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.telemetry import collector
-from data_prep.common.shard_format import image_array_to_numpy
+from helpers import bundle_logits, plain_pytorch_logits, relative_error
 
 IMAGES = 24
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("data") / "tiny"
     run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--out", str(out), "-q", check=True)
@@ -48,41 +46,15 @@ def bundles(ray_local, data, tmp_path_factory):
     return made
 
 
-def plain_pytorch_logits(data: Path) -> dict[str, np.ndarray]:
-    """The independent reference: torchvision's own model and transforms, image by image."""
-    torch.manual_seed(0)
-    model = resnet50(weights=None).eval()
-    table = pa.concat_tables([pq.read_table(p) for p in sorted(data.glob("shards/*.parquet"))])
-    images = image_array_to_numpy(table.column("image"))
-    normalise = Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    logits = {}
-    with torch.inference_mode():
-        for ident, image in zip(table.column("id").to_pylist(), images):
-            x = normalise(CenterCrop(224)(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255))
-            logits[ident] = model(x[None])[0].numpy()
-    return logits
-
-
-def bundle_logits(path: Path) -> dict[str, np.ndarray]:
-    table = pq.read_table(path / bundle.PREDICTIONS, columns=["id", "logits"])
-    values = table.column("logits").combine_chunks().flatten().to_numpy().reshape(-1, 1000)
-    return dict(zip(table.column("id").to_pylist(), values))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fast", "seed"])
 def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
-    reference = plain_pytorch_logits(data)
-    got = bundle_logits(bundles[name])
-    assert sorted(got) == sorted(reference)
-    ref = np.stack([reference[k] for k in sorted(reference)])
-    out = np.stack([got[k] for k in sorted(reference)])
-    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-4
+    assert relative_error(bundle_logits(bundles[name]), plain_pytorch_logits(data)) < 1e-4
 
 
 @pytest.mark.slow
 def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, bundles, tmp_path):
-    from conftest import run_cli
+    from helpers import run_cli
 
     pixels = tmp_path / "pixels"
     run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--format", "pixels",
@@ -100,7 +72,7 @@ def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, b
 def test_jpeg_decoded_by_the_model_actors_gives_the_cpu_tasks_logits_and_records_its_cost(ray_local, tmp_path):
     # On a CPU the actors decode with libjpeg-turbo, which gives Pillow's pixels for the
     # synthetic 256x256 JPEGs: the same logits, bit for bit, and a measured cost of zero.
-    from conftest import run_cli
+    from helpers import run_cli
 
     jpeg = tmp_path / "jpeg"
     run_cli("data-prep", "synth", "--images", str(IMAGES), "--rows-per-shard", "8", "--format", "jpeg",
@@ -190,7 +162,7 @@ def test_seed_and_default_agree_and_reruns_reproduce(bundles):
 def test_bundle_has_the_promised_interface(bundles, data):
     result = json.loads((bundles["fast"] / bundle.RESULT).read_text())
     manifest = json.loads((data / "manifest.json").read_text())
-    for key in bundle.REQUIRED:
+    for key in REQUIRED:
         assert key in result
     assert result["images"] == IMAGES
     assert result["dataset_sha256"] == manifest["dataset_sha256"]

@@ -23,7 +23,7 @@ import pytest
 from bench.results import bundle
 from bench import docker_images as image
 from data_prep.common.cores import usable_cores
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 LOCAL_WHEELS = [Path("/opt/pypi/files"), Path("/opt/pypi-more/files")]

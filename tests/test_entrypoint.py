@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
 

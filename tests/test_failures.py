@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from data_prep.common import cli as cli_support, failures
-from conftest import run_cli, synth_dataset, tmpfs
+from helpers import run_cli, synth_dataset, tmpfs
 
 # Messages as Ray 2.60 raises them (ray/_private/services.py and node.py), and as seen here.
 STORE_BELOW_MINIMUM = ValueError("Attempting to cap object store memory usage at 60397977 bytes, but the minimum "
@@ -162,24 +162,24 @@ def test_a_full_disk_under_rays_temp_dir_is_named(tiny, tmp_path):
 
 
 def test_the_object_store_goes_to_a_file_where_dev_shm_is_too_small(monkeypatch):
-    from bench.run import runner
+    from bench.run import connect as starting
 
-    real = runner.shutil.disk_usage
+    real = starting.shutil.disk_usage
 
     def usage(path):
         if str(path) == "/dev/shm":
             return real(path)._replace(free=64 * 2**20)  # Docker's default
         return real(path)
 
-    monkeypatch.setattr(runner.shutil, "disk_usage", usage)
-    store, notice = runner.object_store()
+    monkeypatch.setattr(starting.shutil, "disk_usage", usage)
+    store, notice = starting.object_store()
     assert store["_plasma_directory"] and os.path.isdir(store["_plasma_directory"])
     assert store["object_store_memory"] > 64 * 2**20
     assert "/dev/shm has 64 MB free" in notice and "--shm-size=" in notice and "\n" not in notice
 
 
 def test_the_object_store_is_rays_default_where_dev_shm_holds_it(monkeypatch):
-    from bench.run import runner
+    from bench.run import connect as starting
 
-    monkeypatch.setattr(runner.shutil, "disk_usage", lambda path: runner.shutil._ntuple_diskusage(2**50, 0, 2**50))
-    assert runner.object_store() == ({}, None)
+    monkeypatch.setattr(starting.shutil, "disk_usage", lambda path: starting.shutil._ntuple_diskusage(2**50, 0, 2**50))
+    assert starting.object_store() == ({}, None)

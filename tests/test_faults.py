@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.results import bundle
-from bench.run import pipeline, runner
+from bench.run import predictions, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
-from conftest import run_cli, synth_dataset, tmpfs
+from helpers import run_cli, synth_dataset, tmpfs
 
 IMAGES = 48
 
@@ -73,7 +73,7 @@ def test_a_stalled_stream_fails_loudly():
 
     got = []
     with pytest.raises(BenchError, match="no predictions arrived for 1 s"):
-        for item in pipeline.within_stall_limit(stalls(), 1):
+        for item in predictions.within_stall_limit(stalls(), 1):
             got.append(item)
     assert got == [1]
 
@@ -84,7 +84,7 @@ def test_errors_in_the_stream_reach_the_caller():
         raise ValueError("boom")
 
     with pytest.raises(ValueError, match="boom"):
-        list(pipeline.within_stall_limit(breaks(), 5))
+        list(predictions.within_stall_limit(breaks(), 5))
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def footer_reader_actors(ray) -> int:
 @pytest.mark.slow
 def test_a_read_of_three_files_starts_one_footer_reader_where_ray_alone_starts_32(ray_local, tmp_path,
                                                                                   no_user_setting):
-    from conftest import synth_dataset
+    from helpers import synth_dataset
 
     data = synth_dataset(tmp_path / "data", 12, rows_per_shard=4)
     files = sorted(str(p) for p in data.glob("shards/*.parquet"))

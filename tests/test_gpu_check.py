@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 class RefuseRayImports(importlib.abc.MetaPathFinder):

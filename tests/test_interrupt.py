@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from bench.results import bundle
-from conftest import synth_dataset
+from helpers import synth_dataset
 
 from data_prep.common.manifest import ShardRecord, verify
 from data_prep.common.storage import DatasetDir

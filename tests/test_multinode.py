@@ -32,7 +32,7 @@ def mixed_cluster():
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["raw", "jpeg"])
 def test_stages_land_on_the_right_nodes(mixed_cluster, tmp_path, fmt):
-    from conftest import run_cli
+    from helpers import run_cli
 
     data = tmp_path / "data"
     run_cli("data-prep", "synth", "--images", "16", "--rows-per-shard", "4", "--format", fmt, "--out", str(data), "-q",

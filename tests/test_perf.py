@@ -11,7 +11,7 @@ import pytest
 from bench.results import bundle
 from bench.measure import perf
 from bench.measure.timing import images_per_second
-from conftest import synth_dataset
+from helpers import synth_dataset
 
 IMAGES = 24
 
@@ -31,7 +31,7 @@ def test_perf_reports_side_by_side_ratios_from_its_own_bundles(cli, tmp_path):
     runs = {name: json.loads((out / "runs" / name / bundle.RESULT).read_text())
             for name in ("default-first", "seed", "default", "default-x2")}
     assert all(bundle.verify(out / "runs" / name).ok for name in runs)
-    assert runs["seed"]["pipeline"] == "seed" and runs["default"]["pipeline"] == "fast"
+    assert runs["seed"]["pipeline"] == "reference" and runs["default"]["pipeline"] == "fast"
     assert runs["seed"]["dataset_sha256"] == runs["default"]["dataset_sha256"] == figures["dataset_sha256"]
     assert runs["default-x2"]["images"] == 2 * IMAGES == figures["memory"]["images"][1]
     defaults = [runs[name]["throughput_img_s"] for name in ("default-first", "default")]

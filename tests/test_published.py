@@ -10,7 +10,7 @@ import pytest
 from bench.results import bundle, reference
 from bench.results.compare import config_differences
 from bench.config import RunConfig, resolve
-from conftest import REPO
+from helpers import REPO
 
 PUBLISHED = REPO / "results" / "published"
 BUNDLES = sorted(p for p in PUBLISHED.iterdir() if p.is_dir()) if PUBLISHED.is_dir() else []

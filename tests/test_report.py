@@ -18,7 +18,7 @@ from bench.telemetry import Samples
 from bench.telemetry.host import HostSampler
 from bench.telemetry.nvml import GpuSampler
 from bench.telemetry.summary import summarise, write_parquet
-from conftest import REPO
+from helpers import REPO
 from fake_nvml import FakeNvml
 
 PUBLISHED = REPO / "results" / "published" / "mini-fast-cpu"

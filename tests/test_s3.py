@@ -121,7 +121,7 @@ def test_a_stalling_or_dropping_server_fails_in_bounded_time(mode, symptoms, tmp
     import sys
     import time
 
-    from conftest import REPO
+    from helpers import REPO
 
     server = BadServer(mode)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",

@@ -81,13 +81,9 @@ def test_an_actor_runs_its_calls_at_once_only_when_threaded():
 def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipeline, threads):
     # The actors' Predictor arguments come from the variant (no branch on its name elsewhere):
     # fast splits a CPU actor's cores between its two calls; the reference keeps its threads.
-    from types import SimpleNamespace
-
-    from bench.run.pipeline import predictor_kwargs
     from bench.variants import variant
 
     monkeypatch.setattr("bench.stages.model.usable_cores", lambda: 4)
     config = resolve(RunConfig(pipeline=pipeline, precision="fp32"), "cpu", "raw")
-    placement = SimpleNamespace(device="cpu")  # all predictor_kwargs reads of it
-    predictor = variant(pipeline).predictor()(**predictor_kwargs(config, placement, weights_sha256=None))
+    predictor = variant(pipeline).predictor()(**variant(pipeline).predictor_args(config, "cpu", weights_sha256=None))
     assert getattr(predictor, "threads_per_call", None) == threads

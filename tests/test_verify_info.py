@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = tmp_path_factory.mktemp("ds") / "d"
     run_cli("data-prep", "synth", "--out", str(out), "--images", "30", "--rows-per-shard", "10", "-q", check=True)

@@ -34,6 +34,7 @@ import torch
 
 from bench.results import bundle, envinfo
 from bench.run import cluster, datasets, runner
+from bench.run.connect import connect
 from bench.measure import micro
 from bench.stages import precision, quantize
 from bench.config import RunConfig, resolve
@@ -113,7 +114,7 @@ def _run(dataset: datasets.Dataset, config: RunConfig, out: Path) -> tuple[dict[
 def run(size: str | None, data: str | None, out: Path, memory_scale: int = 4,
         min_seconds: float = 5.0, log=print) -> dict[str, Any]:
     dataset = datasets.resolve(size, data)
-    runner.connect(None)
+    connect(None)
     placement = cluster.place(RunConfig(), cluster.alive_nodes())
     kind = "cuda" if placement.actor_num_gpus else "cpu"
     default = resolve(RunConfig(device=kind), kind, dataset.manifest["format"])

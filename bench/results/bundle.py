@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench.errors import BenchError
+from bench.results.result import READABLE_VERSIONS, SCHEMA_VERSION, Result
 
-SCHEMA_VERSION = 1
 RESULT = "result.json"
 ENV = "env.json"
 PREDICTIONS = "predictions.parquet"
@@ -35,17 +35,6 @@ TELEMETRY = "telemetry.parquet"
 REPORT = "report.html"
 SUMS = "SHA256SUMS"
 INCOMPLETE = "INCOMPLETE.json"
-REQUIRED = {
-    "schema_version": int,
-    "images": int,
-    "throughput_img_s": float,
-    "throughput_img_s_excl_metadata": float,
-    "dataset_sha256": str,
-    "weights_sha256": str,
-    "predictions_sha256": str,
-    "pipeline": str,
-    "config": dict,
-}
 
 
 def predictions_sha256(path: Path) -> str:
@@ -125,13 +114,14 @@ class BundleWriter:
     def write_text(self, name: str, text: str) -> None:
         self.path(name).write_text(text)
 
-    def commit(self, result: dict[str, Any], env: dict[str, Any],
+    def commit(self, result: Result, env: dict[str, Any],
                finish: Callable[[Path], None] | None = None) -> Path:
-        """Write result.json and env.json, let ``finish`` add files made from them (the
-        report), then SHA256SUMS, and move the bundle into place."""
-        result = {"schema_version": SCHEMA_VERSION, **result,
-                  "predictions_sha256": predictions_sha256(self.path(PREDICTIONS))}
-        self.write_text(RESULT, dumps(result))
+        """Write result.json (its predictions_sha256 taken from the predictions here) and
+        env.json, let ``finish`` add files made from them (the report), then SHA256SUMS, and
+        move the bundle into place."""
+        result.schema_version = SCHEMA_VERSION
+        result.predictions_sha256 = predictions_sha256(self.path(PREDICTIONS))
+        self.write_text(RESULT, dumps(result.to_dict()))
         self.write_text(ENV, dumps(env))
         if finish is not None:
             finish(self.staging)
@@ -213,40 +203,28 @@ def verify(bundle: Path) -> Verdict:
 
 def _check_result(bundle: Path) -> list[str]:
     try:
-        result = json.loads((bundle / RESULT).read_text())
+        data = json.loads((bundle / RESULT).read_text())
     except ValueError as exc:
         return [f"{RESULT}: not valid JSON ({exc})"]
-    problems = []
-    for key, kind in REQUIRED.items():
-        value = result.get(key)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            if not (kind is float and isinstance(value, int) and not isinstance(value, bool)):
-                problems.append(f"{RESULT}: {key} is missing or not {kind.__name__}")
+    problems = [f"{RESULT}: {problem}" for problem in Result.type_problems(data)]
     if problems:
         return problems
-    if result["schema_version"] != SCHEMA_VERSION:
-        return [f"{RESULT}: schema_version {result['schema_version']} is not {SCHEMA_VERSION}"]
+    if data["schema_version"] not in READABLE_VERSIONS:
+        return [f"{RESULT}: schema_version {data['schema_version']} is not one this kit reads "
+                f"({', '.join(map(str, READABLE_VERSIONS))})"]
+    result = Result.from_dict(data)
     rows = pq.ParquetFile(bundle / PREDICTIONS).metadata.num_rows
-    if rows != result["images"]:
-        problems.append(f"{RESULT}: images {result['images']} but {PREDICTIONS} has {rows} rows")
-    if predictions_sha256(bundle / PREDICTIONS) != result["predictions_sha256"]:
-        problems.append(f"{RESULT}: predictions_sha256 does not match {PREDICTIONS}")
-    skipped = result.get("skipped_shards") or []
-    if "dataset_images" in result and result["images"] + sum(s.get("images", 0) for s in skipped) != result["dataset_images"]:
-        problems.append(f"{RESULT}: {result['images']} images predicted and {len(skipped)} shard(s) skipped do not "
-                        f"account for the dataset's {result['dataset_images']} images")
-    timings = result.get("timings", {})
-    for figure, seconds in (("throughput_img_s", "wall_s"), ("throughput_img_s_excl_metadata", "wall_s_excl_metadata")):
-        if seconds in timings and timings[seconds] > 0:
-            expected = result["images"] / timings[seconds]
-            if abs(expected - result[figure]) > 1e-6 * max(expected, 1.0):
-                problems.append(f"{RESULT}: {figure} {result[figure]} is not images / timings.{seconds} ({expected:.6g})")
-    return problems
+    return [f"{RESULT}: {problem}" for problem in result.consistency_problems(rows, predictions_sha256(bundle / PREDICTIONS))]
 
 
-def load(bundle: Path) -> dict[str, Any]:
-    """result.json of a bundle that verifies; a clear error naming the problem otherwise."""
+def load(bundle: Path) -> Result:
+    """The Result of a bundle that verifies; a clear error naming the problem otherwise."""
     verdict = verify(bundle)
     if not verdict.ok:
         raise BenchError(f"{bundle} does not verify: {verdict.problems[0]} (run `bench verify {bundle}`)")
-    return json.loads((bundle / RESULT).read_text())
+    return Result.from_dict(json.loads((bundle / RESULT).read_text()))
+
+
+def env_of(bundle: Path) -> dict[str, Any]:
+    """A bundle's env.json (load() it first: that verifies it)."""
+    return json.loads((bundle / ENV).read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +39,21 @@ def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def compare(bundles: list[Path]) -> dict[str, Any]:
     results = [bundle.load(b) for b in bundles]
-    envs = [json.loads((b / bundle.ENV).read_text()) for b in bundles]
+    envs = [bundle.env_of(b) for b in bundles]
     base, base_env = results[0], envs[0]
     rows = []
     for path, result, env in zip(bundles, results, envs):
         rows.append({
             "bundle": str(path),
-            "pipeline": result["pipeline"],
-            "images": result["images"],
-            "throughput_img_s": result["throughput_img_s"],
-            "ratio_to_first": result["throughput_img_s"] / base["throughput_img_s"],
-            "same_data": result["dataset_sha256"] == base["dataset_sha256"],
-            "same_weights": result["weights_sha256"] == base["weights_sha256"],
-            "same_predictions": result["predictions_sha256"] == base["predictions_sha256"],
+            "pipeline": result.pipeline,
+            "images": result.images,
+            "throughput_img_s": result.throughput_img_s,
+            "ratio_to_first": result.throughput_img_s / base.throughput_img_s,
+            "same_data": result.dataset_sha256 == base.dataset_sha256,
+            "same_weights": result.weights_sha256 == base.weights_sha256,
+            "same_predictions": result.predictions_sha256 == base.predictions_sha256,
             "top1_agreement": top1_agreement(bundles[0], path),
-            "config_differences": config_differences(base["config"], result["config"]),
+            "config_differences": config_differences(base.config, result.config),
             "env_differences": env_differences(base_env, env),
         })
     return {"baseline": str(bundles[0]), "rows": rows}

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from bench.results import bundle, reference  # noqa: E402
+from bench.results.result import Result  # noqa: E402
 
 GPU_PANELS = [("util_pct", "GPU utilisation (%)"), ("power_w", "power (W)"), ("mem_used_bytes", "memory used (GB)")]
 
@@ -31,7 +32,7 @@ def _png(fig) -> str:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    result = json.loads((path / bundle.RESULT).read_text())
+    result = Result.from_dict(json.loads((path / bundle.RESULT).read_text()))
     telemetry = path / bundle.TELEMETRY
     rows = pq.read_table(telemetry).to_pylist() if telemetry.exists() else []
     return {"path": path, "name": bundle.name_of(path), "result": result, "rows": rows}
@@ -40,8 +41,8 @@ def _load(path: Path) -> dict[str, Any]:
 def throughput_plot(runs: list[dict[str, Any]]) -> str:
     labels, values, colours = [], [], []
     for run in runs:
-        labels.append(f"{run['name']}\n({run['result']['pipeline']})")
-        values.append(run["result"]["throughput_img_s"])
+        labels.append(f"{run['name']}\n({run['result'].pipeline})")
+        values.append(run["result"].throughput_img_s)
         colours.append("tab:blue")
     for ref in reference.published()["runs"]:
         labels.append(f"{ref['system']} {ref['size']}\n" + "\n".join(textwrap.wrap(ref["cluster"], 34)))
@@ -67,7 +68,7 @@ def _timeline(run: dict[str, Any], source: str, panels: list[tuple[str, str]], t
     rows = [r for r in run["rows"] if r["source"] == source]
     if not rows:
         return None
-    t0 = (run["result"].get("events") or {}).get("start") or min(r["ts"] for r in rows)
+    t0 = run["result"].events.get("start") or min(r["ts"] for r in rows)
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.2 * len(panels)), sharex=True, squeeze=False)
     for ax, (metric, label) in zip(axes[:, 0], panels):
         series: dict[str, list[tuple[float, float]]] = {}
@@ -82,14 +83,14 @@ def _timeline(run: dict[str, Any], source: str, panels: list[tuple[str, str]], t
         ax.set_ylabel(label, fontsize=8)
         if series:
             ax.legend(fontsize=7, loc="upper right")
-        _mark_events(ax, run["result"].get("events"), t0)
+        _mark_events(ax, run["result"].events, t0)
     axes[-1, 0].set_xlabel("seconds since the run started")
     axes[0, 0].set_title(title)
     return _png(fig)
 
 
 def stages_plot(run: dict[str, Any]) -> str | None:
-    stages = run["result"].get("stages") or []
+    stages = run["result"].stages
     if not stages:
         return None
     fig, ax = plt.subplots(figsize=(10, 0.5 * len(stages) + 1))
@@ -116,12 +117,12 @@ def _summary_table(runs: list[dict[str, Any]]) -> str:
     head = ("bundle", "pipeline", "images", "img/s", "img/s excl. metadata", "J/image", "images/kWh", "dataset sha256", "weights sha256")
     body = []
     for run in runs:
-        r, t = run["result"], run["result"].get("telemetry") or {}
-        cells = (run["name"], r["pipeline"], f"{r['images']:,}", f"{r['throughput_img_s']:,.2f}",
-                 f"{r['throughput_img_s_excl_metadata']:,.2f}",
+        r, t = run["result"], run["result"].telemetry or {}
+        cells = (run["name"], r.pipeline, f"{r.images:,}", f"{r.throughput_img_s:,.2f}",
+                 f"{r.throughput_img_s_excl_metadata:,.2f}",
                  f"{t['energy_j_per_image']:.3f}" if t.get("energy_j_per_image") else "n/a",
                  f"{t['images_per_kwh']:,.0f}" if t.get("images_per_kwh") else "n/a",
-                 r["dataset_sha256"][:16], r["weights_sha256"][:16])
+                 r.dataset_sha256[:16], r.weights_sha256[:16])
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(body) + "</table>")
 
@@ -130,7 +131,7 @@ def render(paths: list[Path]) -> str:
     runs = [_load(p) for p in paths]
     sections = [("Throughput", throughput_plot(runs), "")]
     for run in runs:
-        unavailable = (run["result"].get("telemetry") or {}).get("unavailable") or []
+        unavailable = (run["result"].telemetry or {}).get("unavailable") or []
 
         def notes(*sources: str) -> str:
             return "; ".join(f"{u['metric']}: {u['reason']}" for u in unavailable if u["source"] in sources)
@@ -140,7 +141,7 @@ def render(paths: list[Path]) -> str:
         host = _timeline(run, "host", [("cpu_pct", "CPU (%)"), ("mem_used_bytes", "memory used (GB)")], f"{name}: nodes")
         store = _timeline(run, "object_store", [("used_bytes", "object store (GB)"), ("spilled_bytes", "spilled (GB)")],
                           f"{name}: Ray object store")
-        nvml = nvml_note((run["result"].get("telemetry") or {}).get("nvml"))
+        nvml = nvml_note((run["result"].telemetry or {}).get("nvml"))
         gpu_notes = [notes("gpu") or ("" if gpu else "no GPU telemetry in this run"), nvml]
         sections += [
             (f"{name}: GPUs over time", gpu, "; ".join(n for n in gpu_notes if n)),

@@ -26,6 +26,11 @@ class Placement:
     preprocess_nodes: list[str] = field(default_factory=list)  # empty: anywhere
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def kind(self) -> str:
+        """The kind of device the model actors run on: "cuda" or "cpu"."""
+        return "cuda" if self.actor_num_gpus else "cpu"
+
     def preprocess_label_selector(self) -> dict[str, str] | None:
         if not self.preprocess_nodes:
             return None

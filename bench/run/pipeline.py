@@ -1,9 +1,9 @@
 """The Ray Data pipeline, assembled in one place from the variant's plain stages.
 
-read_parquet -> preprocess (tasks) -> Predictor (actor pool) -> predictions.parquet, written
-on the driver as batches arrive (the reference consumed with ``iter_batches`` the same way).
-Timing follows the reference: from before ``read_parquet`` (including metadata fetch), and
-from just before the ``map_batches`` calls (excluding it).
+read_parquet -> preprocess (tasks) -> Predictor (actor pool) -> predictions, consumed on the
+driver as batches arrive (bench.run.predictions). Timing follows the reference: from before
+``read_parquet`` (including metadata fetch), and from just before the ``map_batches`` calls
+(excluding it).
 """
 
 from __future__ import annotations
@@ -11,74 +11,17 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import queue
 import re
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-from bench.run.cluster import Placement
 from bench.config import RunConfig
-from bench.errors import BenchError
+from bench.run.cluster import Placement
+from bench.run.predictions import Stopwatch, Timings, write_predictions
 from bench.variants import variant
-from data_prep.common.progress import progress_bar
 from data_prep.common.shard_format import COLUMNS
-
-PREDICTION_FIELDS = [
-    ("id", pa.string()),
-    ("label", pa.int32()),
-    ("top1", pa.int32()),
-    ("top5", pa.list_(pa.int32(), 5)),
-    ("top5_prob", pa.list_(pa.float32(), 5)),
-    ("preprocess_node", pa.string()),
-    ("model_node", pa.string()),
-]
-
-
-def prediction_schema(save_logits: bool) -> pa.Schema:
-    fields = list(PREDICTION_FIELDS)
-    if save_logits:
-        fields.append(("logits", pa.list_(pa.float32(), 1000)))
-    return pa.schema(fields)
-
-
-@dataclass
-class Timings:
-    """Wall-clock marks of one run. ``listing_s`` is Ray Data's file-listing operator time:
-    since Ray 2.5x, listing and footer reads happen inside execution (the ListFiles
-    operator), no longer eagerly in ``read_parquet`` as when the reference was measured, so
-    "excluding metadata fetch" subtracts both the ``read_parquet`` call and that operator."""
-
-    start: float
-    after_read_call: float
-    end: float
-    images: int
-    stages: list[dict[str, Any]] | None = None  # per-operator wall times from Ray Data's stats
-    events: dict[str, float] | None = None  # wall-clock (time.time()) marks, for telemetry plots
-
-    @property
-    def listing_s(self) -> float:
-        return sum(stage["wall_s"] for stage in self.stages or [] if stage["operator"] == "ListFiles")
-
-    @property
-    def total_s(self) -> float:
-        return self.end - self.start
-
-    @property
-    def metadata_s(self) -> float:
-        return (self.after_read_call - self.start) + self.listing_s
-
-    @property
-    def excl_metadata_s(self) -> float:
-        return self.total_s - self.metadata_s
 
 
 def run(files: list[str], filesystem, config: RunConfig, placement: Placement, predictions_path: Path,
@@ -97,31 +40,15 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     ray.data.DataContext.get_current().enable_progress_bars = False
     with data_context(config.read_block_mib):
         chosen = variant(config.pipeline)
-
-        events = {"start": time.time()}
-        start = time.perf_counter()
+        stopwatch = Stopwatch()
         ds = read_shards(files, filesystem, placement)
-        after_read_call = time.perf_counter()
+        stopwatch.read_called()
         ds = predict(ds, chosen.preprocess_for(fmt, config.decode_on_device), chosen.predictor(),
-                     predictor_kwargs(config, placement, weights_sha256, int8_state), config, placement)
-
-        schema = prediction_schema(config.save_logits)
-        images = 0
-        columns = [TextColumn("inference"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                   TimeElapsedColumn(), TextColumn("{task.fields[rate]}")]
-        with progress_bar(*columns, show=show_progress) as progress, \
-                pq.ParquetWriter(predictions_path, schema) as writer:
-            task = progress.add_task("images", total=expected_images, rate="")
-            for batch in within_stall_limit(ds.iter_batches(batch_size=None, batch_format="pyarrow"), config.stall_timeout_s):
-                events.setdefault("first_predictions", time.time())
-                writer.write_table(batch.select(schema.names).cast(schema))
-                images += batch.num_rows
-                rate = images / (time.perf_counter() - start)
-                progress.update(task, completed=images, rate=f"{rate:,.1f} img/s")
-        end = time.perf_counter()
-        events["end"] = time.time()
+                     chosen.predictor_args(config, placement.device, weights_sha256, int8_state), config, placement)
+        images = write_predictions(ds.iter_batches(batch_size=None, batch_format="pyarrow"), predictions_path,
+                                   config.save_logits, expected_images, stopwatch, config.stall_timeout_s, show_progress)
         stats = ds.stats()
-        return Timings(start, after_read_call, end, images, stage_times(stats), events), stats
+        return stopwatch.finish(images, stage_times(stats)), stats
 
 
 def read_shards(files: list[str], filesystem, placement: Placement):
@@ -238,45 +165,6 @@ def data_context(read_block_mib: int | None) -> Iterator[None]:
         context.target_max_block_size, context.execution_options.preserve_order = before
 
 
-_DONE = object()
-
-
-def within_stall_limit(batches: Iterator[Any], seconds: float) -> Iterator[Any]:
-    """``batches``, or a loud failure when none arrives for ``seconds``: a cluster that lost the
-    only node able to run a stage (its GPU worker, say) makes Ray wait for resources forever."""
-    handoff: queue.Queue = queue.Queue(maxsize=8)
-
-    def pump() -> None:
-        try:
-            for batch in batches:
-                handoff.put(batch)
-            handoff.put(_DONE)
-        except BaseException as exc:  # re-raised in the caller's thread
-            handoff.put(exc)
-
-    threading.Thread(target=pump, name="predictions", daemon=True).start()
-    while True:
-        try:
-            item = handoff.get(timeout=seconds)
-        except queue.Empty:
-            raise BenchError(f"no predictions arrived for {seconds:.0f} s: the cluster may have lost a node or GPU "
-                             f"that a stage needs (see `ray status`); no bundle was written. Raise --stall-timeout "
-                             f"if a first batch can legitimately take longer") from None
-        if item is _DONE:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
-def predictor_kwargs(config: RunConfig, placement: Placement, weights_sha256: str,
-                     int8_state: bytes | None = None) -> dict[str, Any]:
-    kwargs = {"weights": config.weights, "weights_seed": config.weights_seed, "device": placement.device,
-              "precision": config.precision, "save_logits": config.save_logits,
-              "expected_weights_sha256": weights_sha256, "int8_state": int8_state}
-    return kwargs | variant(config.pipeline).predictor_options(config)
-
-
 def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weights_sha256: str,
                    sample: dict[str, Any], int8_state: bytes | None = None) -> dict[str, dict[str, Any] | None]:
     """bench.stages.precision.accuracy_costs (reduced precision against fp32, decoding on the model's
@@ -288,7 +176,7 @@ def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weig
         from bench.stages.precision import accuracy_costs
 
         chosen = variant(config.pipeline)
-        predictor = chosen.predictor()(**predictor_kwargs(config, placement, weights_sha256, int8_state))
+        predictor = chosen.predictor()(**chosen.predictor_args(config, placement.device, weights_sha256, int8_state))
         return accuracy_costs(predictor, chosen.preprocess(), sample, config.decode_on_device)
 
     # int8's model travels as an argument (through the object store), not inside the function.

@@ -53,6 +53,14 @@ class Variant(ABC):
         """The Predictor's own arguments beyond ModelStage's, from a resolved RunConfig."""
         return {}
 
+    def predictor_args(self, config, device: str, weights_sha256: str | None,
+                       int8_state: bytes | None = None) -> dict[str, Any]:
+        """Everything the Predictor of a run with the resolved ``config`` is built with."""
+        return {"weights": config.weights, "weights_seed": config.weights_seed, "device": device,
+                "precision": config.precision, "save_logits": config.save_logits,
+                "expected_weights_sha256": weights_sha256, "int8_state": int8_state,
+                **self.predictor_options(config)}
+
     def preprocess_for(self, fmt: str, decode_on_device: bool = False) -> Callable[[Batch], Batch]:
         """The preprocessing for a dataset of format ``fmt``: raw shards come as (N,256,256,3)
         uint8 and JPEG ones as bytes, which ``preprocess`` takes as they are; pixel shards come as

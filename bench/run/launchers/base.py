@@ -1,0 +1,53 @@
+"""What a launcher provides: a place to run (nodes), where the model goes (a Placement), the
+timed run itself, and the accuracy cost measured on the model's kind of device."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.config import RunConfig
+from bench.run.cluster import Placement
+from bench.run.datasets import Dataset
+from bench.run.predictions import Timings
+
+
+class Launcher(ABC):
+    name: ClassVar[str]
+    options: dict[str, Any]  # recorded in the bundle's result.json, under launcher
+
+    @abstractmethod
+    def connect(self, address: str | None) -> None:
+        """Get ready to run: join or start Ray, or check that nothing remote was asked for."""
+
+    @abstractmethod
+    def nodes(self) -> list[dict[str, Any]]:
+        """The nodes the run may use: node_id, address, manager_port, resources (CPU, GPU)."""
+
+    @abstractmethod
+    def place(self, config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
+        """Where the model actors run, and how many."""
+
+    @abstractmethod
+    def start_telemetry(self, nodes: list[dict[str, Any]], interval_s: float) -> Any:
+        """Start sampling every node; a handle for stop_telemetry."""
+
+    @abstractmethod
+    def stop_telemetry(self, handle: Any):
+        """The samples (bench.telemetry.Samples) since start_telemetry."""
+
+    @abstractmethod
+    def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
+                weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, str | None]:
+        """The timed run: every image of ``dataset`` predicted into ``predictions``; its timings
+        and the engine's own statistics text (None where there is none)."""
+
+    @abstractmethod
+    def accuracy_costs(self, config: RunConfig, placement: Placement, weights_sha256: str,
+                       sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
+        """bench.stages.precision.accuracy_costs, on the model's kind of device."""
+
+    def failure(self, exc: Exception, dataset: Dataset) -> Exception:
+        """What to tell the user of an exception from the timed run (default: as it is)."""
+        return exc

@@ -1,0 +1,61 @@
+"""Through Ray Data on a Ray cluster (joined, or started on this machine): the benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.run import cluster, pipeline
+from bench.run.cluster import Placement
+from bench.run.connect import connect
+from bench.run.datasets import Dataset
+from bench.run.launchers.base import Launcher
+from bench.run.predictions import Timings
+from bench.telemetry import collector
+
+
+class RayLauncher(Launcher):
+    """No options: Ray Data's own settings come from the RunConfig."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+
+    def connect(self, address: str | None) -> None:
+        connect(address)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return cluster.alive_nodes()
+
+    def place(self, config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
+        return cluster.place(config, nodes)
+
+    def start_telemetry(self, nodes: list[dict[str, Any]], interval_s: float) -> Any:
+        return collector.start_cluster_telemetry(nodes, interval_s)
+
+    def stop_telemetry(self, handle: Any):
+        return collector.stop_cluster_telemetry(handle)
+
+    def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
+                weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, str]:
+        return pipeline.run(dataset.shard_files, dataset.filesystem, config, placement, predictions, dataset.images,
+                            weights_sha256, show_progress, int8_state, dataset.manifest["format"])
+
+    def accuracy_costs(self, config: RunConfig, placement: Placement, weights_sha256: str,
+                       sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
+        return pipeline.accuracy_costs_on_model_device(config, placement, weights_sha256, sample, int8_state)
+
+    def failure(self, exc: Exception, dataset: Dataset) -> Exception:
+        """Ray's task errors, as one line that says what to do; anything else unchanged."""
+        import ray.exceptions
+
+        if isinstance(exc, BenchError) or not isinstance(exc, ray.exceptions.RayError):
+            return exc
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        cause = lines[-1] if lines else type(exc).__name__
+        return BenchError(f"the pipeline failed after Ray's retries: {cause}. No bundle was written. If a shard may be "
+                          f"damaged, `data-prep verify {dataset.uri}` names it (or rerun with --verify-data, and "
+                          f"--skip-bad-shards to run without it)")
