@@ -215,33 +215,57 @@ def micro_command(
 def perf_command(
     size: SizeArg = None,
     data: DataOpt = None,
-    memory_scale: Annotated[int, typer.Option(help="The default pipeline's second run (memory check, end-to-end over ceiling, start-up split) is on this many times more images; 16 on `mini` is about the 10G set's size.")] = 4,
-    min_seconds: Annotated[float, typer.Option(help="Time each micro-measurement (model ceiling, preprocessing) for at least this long.")] = 5.0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Directory for perf.json and the run bundles (default: results/perf/perf-TIME, TIME in UTC; in the images /results/perf-TIME).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    suite: Annotated[str, typer.Option(help="A suite of bench/measure/cases.toml: perf (the default pipeline against the reference and the model alone), gpu (the prepared check for a lent GPU).")] = "perf",
+    case: Annotated[Optional[list[str]], typer.Option("--case", help="Run only this case of the suite (repeatable).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda for every case (default: where the cases' settings put the model), e.g. --device cpu for a CPU dry run of the gpu suite.")] = None,
+    images: Annotated[Optional[int], typer.Option(help="Synthetic images for every case that makes its own data (a dry run: a few dozen).")] = None,
+    memory_scale: Annotated[Optional[int], typer.Option(help="The scaled cases' datasets are this many times the suite's (perf: the default pipeline's second run, 4; 16 on `mini` is about the 10G set's size).")] = None,
+    min_seconds: Annotated[float, typer.Option(help="Time each probe (model ceiling, preprocessing) for at least this long.")] = 5.0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for perf.json, summary.md and the run bundles (default: results/perf/perf-TIME, TIME in UTC; in the images /results/perf-TIME).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object instead of the table.")] = False,
 ) -> None:
-    """Measure the default pipeline against the reference and the model alone; print ratios.
+    """Measure a suite of cases side by side in one run, one folder; print ratios.
 
-    The default pipeline runs against the reference (`--pipeline seed`) and against the model
-    alone, side by side in one run on the same data. The model alone is measured before the
-    pipeline runs and after each (a drifting machine shows as a spread away from 1.00x), the
-    default pipeline runs before and after seed, and its runs on two sizes split its time into
-    a fixed start-up and a streaming rate.
+    The cases are data (bench/measure/cases.toml): runs through either launcher, the model
+    alone, preprocessing per core, the microbenchmark. The default suite, perf, runs the default
+    pipeline against the reference (`--pipeline reference`) and against the model alone on the
+    same data: the model alone is measured before the runs and after each (a drifting machine
+    shows as a spread away from 1.00x), the default pipeline runs before and after the reference,
+    and its runs on two sizes split its time into a fixed start-up and a streaming rate.
 
-    Local Ray only (the memory check samples this machine's Ray workers). Takes minutes: on a
-    2-core CPU and `mini` about 9, most of it the seed pipeline, and 13 with --memory-scale 16.
-    Results: perf.json, the four run bundles under runs/, and a SHA256SUMS over them.
+    Takes minutes: perf on a 2-core CPU and `mini` about 9, and 13 with --memory-scale 16. A
+    failed case is recorded with its reason and the rest run; the exit code is then 1.
+    Results: perf.json, summary.md, the run bundles under runs/, and a SHA256SUMS over them.
     """
-    from bench.measure import perf
+    from bench.measure import harness, perf
 
+    if size and data:
+        raise BenchError("give either SIZE or --data, not both")
     target = out_dir or runner.default_path("perf", "perf-{stamp}")
     if target.exists() and any(target.iterdir()):
         raise BenchError(f"{target} already exists and is not empty; choose another --out")
-    figures = perf.run(size, data, target, memory_scale, min_seconds, log=lambda line: err.print(line))
+    overrides = harness.Overrides(size=size, data=data, device=device, images=images, scale=memory_scale,
+                                  min_seconds=min_seconds)
+    report = perf.run(suite, target, overrides, only=case, log=lambda line: err.print(line, markup=False))
     if as_json:
-        typer.echo(json.dumps(figures, indent=2))
-        return
-    table = Table(title=f"bench perf on {figures['device']}, {figures['images']:,} images")
+        typer.echo(json.dumps(report, indent=2))
+    elif "figures" in report and "missing" not in report["figures"]:
+        out.print(perf_table(report))
+    else:
+        typer.echo(harness.summary_markdown(report))
+    failed = [c for c in report["cases"] if c["status"] == "failed"]
+    for record in failed:
+        err.print(f"[bold red]failed:[/] {record['name']}: {record['error']}")
+    if not as_json:
+        typer.echo(str(target))
+    if failed:
+        raise typer.Exit(1)
+
+
+def perf_table(report: dict) -> Table:
+    """The perf suite's figures as a table: what each ratio compares, side by side."""
+    figures = report["figures"]
+    table = Table(title=f"bench perf on {report['device']}, {figures['images']:,} images")
     for column in ("measurement", "reference / baseline", "ours", "ratio"):
         table.add_column(column)
     pre = figures["preprocess"]
@@ -249,8 +273,8 @@ def perf_command(
         table.add_row(f"preprocess {fmt}, img/s per core", f"{pre[fmt]['reference_img_s']:,.0f}",
                       f"{pre[fmt]['ours_img_s']:,.0f}", f"{pre[fmt]['speedup']:.1f}x")
     e2e = figures["e2e"]
-    table.add_row("end to end img/s (seed vs default, run before and after it)", f"{e2e['seed_img_s']:,.1f}", f"{e2e['default_img_s']:,.1f}",
-                  f"{figures['e2e_over_seed']:.2f}x")
+    table.add_row("end to end img/s (reference vs default, run before and after it)", f"{e2e['reference_img_s']:,.1f}",
+                  f"{e2e['default_img_s']:,.1f}", f"{figures['e2e_over_reference']:.2f}x")
     table.add_row(f"model-only ceiling vs end to end ({e2e['large_images']:,} images)", f"{figures['model_only_img_s']:,.1f}",
                   f"{e2e['default_large_img_s']:,.1f}", f"{figures['e2e_over_ceiling']:.2f}x")
     table.add_row(f"model-only ceiling vs end to end ({figures['images']:,} images)", f"{figures['model_only_img_s']:,.1f}",
@@ -268,12 +292,11 @@ def perf_command(
     memory = figures["memory"]
     table.add_row(f"peak worker MB ({memory['images'][0]:,} vs {memory['images'][1]:,} images)",
                   f"{memory['peak_worker_private_mb'][0]:,.0f}", f"{memory['peak_worker_private_mb'][1]:,.0f}", f"{memory['growth']:.2f}x")
-    out.print(table)
     if figures["precision_cost"]:
         cost = figures["precision_cost"]
-        out.print(f"{cost['precision']} vs fp32 on {cost['images']} images: top-1 agreement {cost['top1_agreement']:.4f}, "
-                  f"relative logit error mean {cost['rel_logit_error_mean']:.2e}, max {cost['rel_logit_error_max']:.2e}")
-    typer.echo(str(target))
+        table.caption = (f"{cost['precision']} vs fp32 on {cost['images']} images: top-1 agreement {cost['top1_agreement']:.4f}, "
+                         f"relative logit error mean {cost['rel_logit_error_mean']:.2e}, max {cost['rel_logit_error_max']:.2e}")
+    return table
 
 
 image_app = typer.Typer(help="Build and run the pinned Docker images (bench:gpu, bench:cpu) through the Docker SDK.",
@@ -330,5 +353,5 @@ def env_command(
 add_version_option(app, "bench", __version__)
 main = run_app(app, "bench", user_errors=(BenchError,))
 
-if __name__ == "__main__":  # python3 -m bench.cli, where the console script is not installed (bench/gpu_ray_check.sh)
+if __name__ == "__main__":  # python3 -m bench.cli, where the console script is not installed (a lent GPU machine)
     main()

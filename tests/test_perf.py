@@ -1,16 +1,19 @@
-"""`bench perf` on tiny data: every figure it promises, each consistent with the bundles and
-measurements it came from. Benchmarks stay out of assertions: no ratio is required to be big."""
+"""`bench perf`: suites of cases declared as data, run by one harness into one folder; on tiny
+data, every figure it promises, each consistent with the bundles and measurements it came from.
+Benchmarks stay out of assertions: no ratio is required to be big."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 
+import numpy as np
 import pytest
 
-from bench.results import bundle
-from bench.measure import perf
+from bench.errors import BenchError
+from bench.measure import cases, harness, perf, probes
 from bench.measure.timing import images_per_second
+from bench.results import bundle
 from helpers import synth_dataset
 
 IMAGES = 24
@@ -23,37 +26,108 @@ def test_perf_reports_side_by_side_ratios_from_its_own_bundles(cli, tmp_path):
     proc = cli("bench", "perf", "--data", str(data), "--memory-scale", "2", "--min-seconds", "0.3", "--out", str(out),
                "--json", env={"BENCH_DATA_DIR": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads(proc.stdout)  # the one JSON object, alone on stdout: progress and notices go to stderr
-
-    for key in ("preprocess_speedup_raw", "e2e_over_ceiling", "e2e_over_seed", "micro_overhead_s", "device"):
-        assert key in figures
-    assert json.loads((out / perf.PERF).read_text()) == figures
+    report = json.loads(proc.stdout)  # the one JSON object, alone on stdout: progress and notices go to stderr
+    assert json.loads((out / harness.PERF).read_text()) == report
+    figures = report["figures"]
+    assert [c["name"] for c in report["cases"]] == [c.name for c in cases.suite("perf").cases]
+    assert all(c["status"] == "ok" for c in report["cases"])
     runs = {name: json.loads((out / "runs" / name / bundle.RESULT).read_text())
-            for name in ("default-first", "seed", "default", "default-x2")}
+            for name in ("default-first", "reference", "default", "default-large")}
     assert all(bundle.verify(out / "runs" / name).ok for name in runs)
-    assert runs["seed"]["pipeline"] == "reference" and runs["default"]["pipeline"] == "fast"
-    assert runs["seed"]["dataset_sha256"] == runs["default"]["dataset_sha256"] == figures["dataset_sha256"]
-    assert runs["default-x2"]["images"] == 2 * IMAGES == figures["memory"]["images"][1]
+    assert runs["reference"]["pipeline"] == "reference" and runs["default"]["pipeline"] == "fast"
+    assert runs["reference"]["dataset_sha256"] == runs["default"]["dataset_sha256"] == figures["dataset_sha256"]
+    assert runs["default-large"]["images"] == 2 * IMAGES == figures["memory"]["images"][1]
     defaults = [runs[name]["throughput_img_s"] for name in ("default-first", "default")]
-    assert figures["e2e"]["default_img_s_before_after_seed"] == pytest.approx(defaults)
-    assert figures["e2e_over_seed"] == pytest.approx(sum(defaults) / 2 / runs["seed"]["throughput_img_s"])
+    assert figures["e2e"]["default_img_s_before_after_reference"] == pytest.approx(defaults)
+    assert figures["e2e_over_reference"] == pytest.approx(sum(defaults) / 2 / runs["reference"]["throughput_img_s"])
     assert figures["same_predictions_default_runs"] is True  # the default pipeline reproduces itself
-    assert figures["e2e_over_ceiling"] == pytest.approx(runs["default-x2"]["throughput_img_s"] / figures["model_only_img_s"])
+    assert figures["e2e_over_ceiling"] == pytest.approx(runs["default-large"]["throughput_img_s"] / figures["model_only_img_s"])
     ceilings = figures["model_only_img_s_samples"]
     assert len(ceilings) == 1 + len(runs) and all(c > 0 for c in ceilings)  # before the runs, then after each
     assert figures["model_only_img_s"] == pytest.approx(sum(ceilings) / len(ceilings))
     small_wall = sum(runs[name]["timings"]["wall_s"] for name in ("default-first", "default")) / 2
-    large_wall = runs["default-x2"]["timings"]["wall_s"]
+    large_wall = runs["default-large"]["timings"]["wall_s"]
     if large_wall > small_wall:  # tiny runs: noise may make the larger one no slower
         assert figures["streaming"]["img_s"] == pytest.approx(IMAGES / (large_wall - small_wall))
     raw = figures["preprocess"]["raw"]
     assert figures["preprocess_speedup_raw"] == pytest.approx(raw["ours_img_s"] / raw["reference_img_s"])
     assert figures["micro_overhead_s"] == pytest.approx(figures["micro"]["measured_s"] - figures["micro"]["ideal_s"])
     assert all(mb > 0 for mb in figures["memory"]["peak_worker_private_mb"])  # the sampler saw Ray's workers
-    assert figures["device"].startswith("cpu")
+    assert report["device"].startswith("cpu")
     assert figures["default_config"]["calls_in_parallel"] == 2  # the ceiling ran as the CPU actors do
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0 and "runs/default/SHA256SUMS: OK" in check.stdout, check.stdout
+    assert "| default-large | run | ray | fast |" in (out / harness.SUMMARY).read_text()
+
+
+@pytest.mark.slow
+def test_the_gpu_suite_dry_runs_on_the_cpu_with_both_launchers_and_names_what_it_cannot_do(cli, tmp_path):
+    # The prepared GPU check, on the CPU and a few dozen images: the stages in one process and
+    # through Ray leave verified bundles with the same answers; what needs a GPU is recorded
+    # as skipped, with the reason, not dropped.
+    out = tmp_path / "gpu"
+    chosen = ["ceiling", "copy", "batch-effect", "local-defaults", "ray-defaults"]
+    proc = cli("bench", "perf", "--suite", "gpu", "--device", "cpu", "--images", "48", "--min-seconds", "0.2",
+               "--out", str(out), *[arg for name in chosen for arg in ("--case", name)],
+               env={"BENCH_DATA_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out)
+    report = harness.load_report(out)
+    by_name = {c["name"]: c for c in report["cases"]}
+    assert list(by_name) == chosen
+    assert by_name["copy"]["status"] == "skipped" and "needs one" in by_name["copy"]["reason"]
+    assert by_name["ceiling"]["img_s"] > 0 and by_name["batch-effect"]["smaller_batch"] >= 1
+    local, ray = by_name["local-defaults"], by_name["ray-defaults"]
+    assert (local["launcher"], ray["launcher"]) == ("local", "ray") and local["images"] == ray["images"] == 48
+    assert local["dataset_sha256"] == ray["dataset_sha256"]
+    assert local["predictions_sha256"] == ray["predictions_sha256"]  # the same stages, the same answers on a CPU
+    for name in ("local-defaults", "ray-defaults"):
+        assert bundle.verify(out / "runs" / name).ok
+    table = (out / harness.SUMMARY).read_text()
+    assert "| copy | copy |" in table and "skipped: no GPU here" in table
+    assert "| local-defaults | run | local | fast |" in table
+
+
+def test_a_failed_case_is_recorded_and_the_rest_of_the_suite_runs(tmp_path, monkeypatch):
+    suite = cases.Suite("t", "", {"images": 8, "format": "raw"},
+                        (cases.Case("broken", "preprocess"), cases.Case("fine", "preprocess")))
+    calls = []
+
+    def preprocess(context, case):
+        calls.append(case.name)
+        if case.name == "broken":
+            raise RuntimeError("the probe broke")
+        return {"raw": {"speedup": 2.0}, "jpeg": {"speedup": 1.5}}
+
+    monkeypatch.setitem(harness.KINDS, "preprocess", preprocess)
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "cache"))
+    report = harness.run_suite(suite, tmp_path / "out", harness.Overrides(device="cpu"), log=lambda line: None)
+    assert calls == ["broken", "fine"]
+    assert [(c["name"], c["status"]) for c in report["cases"]] == [("broken", "failed"), ("fine", "ok")]
+    assert report["cases"][0]["error"] == "RuntimeError: the probe broke"
+    assert "failed: RuntimeError: the probe broke" in (tmp_path / "out" / harness.SUMMARY).read_text()
+    assert json.loads((tmp_path / "out" / harness.PERF).read_text()) == report
+
+
+def test_every_suite_in_the_cases_file_is_valid_and_the_prepared_gpu_check_is_one_of_them():
+    suites = cases.load()
+    assert {"perf", "gpu"} <= set(suites)
+    for suite in suites.values():
+        assert suite.cases and suite.summary
+    assert {c.launcher for c in suites["gpu"].cases if c.kind == "run"} == {"local", "ray"}
+
+
+@pytest.mark.parametrize("case, message", [
+    ('name = "x"\nkind = "dance"', "kind 'dance' is not one of"),
+    ('name = "x"\nkind = "run"\nlauncher = "spark"', "launcher 'spark' is not one of"),
+    ('name = "x"\nkind = "run"\nconfig = { batch_size = 0 }', "batch-size must be at least 1"),
+    ('name = "x"\nkind = "run"\ncolour = "red"', "unknown key"),
+])
+def test_a_broken_case_is_refused_before_anything_runs(tmp_path, case, message):
+    path = tmp_path / "cases.toml"
+    path.write_text(f"[suites.s]\nsummary = 's'\n[[suites.s.cases]]\n{case}\n")
+    with pytest.raises(BenchError, match=message):
+        cases.load(path)
 
 
 def test_two_runs_split_into_startup_and_streaming_rate():
@@ -74,12 +148,10 @@ def test_images_per_second_counts_timed_calls_only():
     assert rate > 0
 
 
-def test_perf_refuses_a_jpeg_dataset(ray_local, tmp_path):
-    from bench.errors import BenchError
-
+def test_perf_refuses_a_jpeg_dataset(tmp_path):
     data = synth_dataset(tmp_path / "jpeg", 4, 8, "--format", "jpeg")
     with pytest.raises(BenchError, match="holds JPEGs; bench perf needs a raw or pixels dataset"):
-        perf.run(None, str(data), tmp_path / "perf", log=lambda line: None)
+        perf.run("perf", tmp_path / "perf", harness.Overrides(data=str(data)), log=lambda line: None)
 
 
 def test_perf_table_shows_the_figures_it_was_given(monkeypatch, tmp_path):
@@ -88,23 +160,56 @@ def test_perf_table_shows_the_figures_it_was_given(monkeypatch, tmp_path):
     from bench.cli import app
 
     figures = {
-        "device": "cpu: Test CPU (2 cores)", "images": 1024,
+        "images": 1024,
         "preprocess": {fmt: {"reference_img_s": 1000.0, "ours_img_s": 40000.0, "speedup": 40.0} for fmt in ("raw", "jpeg")},
-        "e2e": {"seed_img_s": 6.0, "default_img_s": 30.0, "default_large_img_s": 45.0, "large_images": 16384},
-        "e2e_over_seed": 5.0, "model_only_img_s": 50.0, "model_only_img_s_samples": [40.0, 50.0, 60.0],
+        "e2e": {"reference_img_s": 6.0, "default_img_s": 30.0, "default_large_img_s": 45.0, "large_images": 16384},
+        "e2e_over_reference": 5.0, "model_only_img_s": 50.0, "model_only_img_s_samples": [40.0, 50.0, 60.0],
         "e2e_over_ceiling": 0.9, "e2e_over_ceiling_small": 0.6,
         "streaming": {"img_s": 47.0, "startup_s": 11.3, "over_ceiling": 0.94},
         "micro": {"ideal_s": 2.0, "measured_s": 2.4}, "micro_overhead_s": 0.4,
         "memory": {"images": [1024, 16384], "peak_worker_private_mb": [1400.0, 1500.0], "growth": 1.07},
         "precision_cost": None,
     }
-    monkeypatch.setattr(perf, "run", lambda *args, **kwargs: figures)
+    report = {"device": "cpu: Test CPU (2 cores)", "cases": [], "figures": figures}
+    monkeypatch.setattr(perf, "run", lambda *args, **kwargs: report)
     shown = CliRunner().invoke(app, ["perf", "--out", str(tmp_path / "perf")], terminal_width=200, env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:5]]
             for line in shown.output.splitlines() if line.count("│") >= 5}
-    assert rows["end to end img/s (seed vs default, run before and after it)"] == ["6.0", "30.0", "5.00x"]
+    assert rows["end to end img/s (reference vs default, run before and after it)"] == ["6.0", "30.0", "5.00x"]
     assert rows["model-only ceiling vs end to end (16,384 images)"] == ["50.0", "45.0", "0.90x"]
     assert rows["model-only ceiling img/s (min vs max of 3, one per run)"] == ["40.0", "60.0", "1.50x"]
     assert rows["ceiling vs streaming rate (after 11.3 s start-up)"] == ["50.0", "47.0", "0.94x"]
     assert rows["peak worker MB (1,024 vs 16,384 images)"] == ["1,400", "1,500", "1.07x"]
+
+
+class FakePredictor:
+    """Logits of each image = its pixels' mean, plus ``per_batch_image`` times the batch's size
+    (a kernel chosen by batch size, in miniature), plus ``per_call`` times the calls so far."""
+
+    precision = "fp16"
+
+    def __init__(self, per_batch_image: float = 0.0, per_call: float = 0.0):
+        self.per_batch_image, self.per_call, self.calls = per_batch_image, per_call, 0
+
+    def logits(self, crops, precision):
+        import torch
+
+        self.calls += 1
+        means = torch.from_numpy(crops.reshape(len(crops), -1).mean(axis=1))
+        bias = self.per_batch_image * len(crops) + self.per_call * self.calls
+        return torch.stack([means, means * 0.5 + bias, -means], dim=1)
+
+
+@pytest.mark.parametrize("per_batch_image, per_call, bit_equal, repeat", [
+    (0.0, 0.0, 1.0, True),  # every image computed the same way in any batch, every time
+    (1e-3, 0.0, 0.0, True),  # the batch's size moves every image's logits; a repeat does not
+    (0.0, 1e-3, 0.0, False),  # nondeterministic: even the same batch twice differs
+])
+def test_the_batch_size_effect_tells_batch_dependence_from_nondeterminism(per_batch_image, per_call, bit_equal, repeat):
+    crops = np.random.default_rng(0).random((16, 4, 4, 3))
+    effect = probes.batch_size_effect(FakePredictor(per_batch_image, per_call), crops)
+    assert effect["smaller_batch"] == 6  # 3/8 of 16
+    assert effect["rows_bit_equal"] == bit_equal and effect["repeat_bit_equal"] is repeat
+    assert effect["top1_agreement"] == 1.0  # the shifts are far below the top-1 margins here
+    assert (effect["max_abs_logit_diff"] == 0.0) == (bit_equal == 1.0)

@@ -96,7 +96,7 @@ def test_sampling_loop_collects_host_and_gpu_on_one_clock():
 
 
 def test_a_loop_without_gpus_samples_no_faster_than_the_host_only_interval():
-    # both callers (the per-node Ray actor and the Ray-free gpu_check on a CPU) get the rule
+    # both callers (the per-node Ray actor and the local launcher on a CPU) get the rule
     from bench.telemetry.collector import HOST_ONLY_INTERVAL_S
 
     assert SamplingLoop("node-a", 0.1, gpus=False).interval_s == HOST_ONLY_INTERVAL_S

@@ -102,6 +102,21 @@ class Result:
         return problems
 
     @property
+    def first_predictions_s(self) -> float | None:
+        """Seconds from the timer's start to the first predictions."""
+        if "first_predictions" not in self.events or "start" not in self.events:
+            return None
+        return self.events["first_predictions"] - self.events["start"]
+
+    @property
+    def streaming_img_s(self) -> float | None:
+        """Images per second once predictions flow: after the first predictions, to the end."""
+        if "first_predictions" not in self.events or "end" not in self.events:
+            return None
+        streaming_s = self.events["end"] - self.events["first_predictions"]
+        return self.images / streaming_s if streaming_s > 0 else None
+
+    @property
     def device(self) -> str | None:
         """Where the model ran: "cpu" or "cuda" (the placement's device)."""
         return self.placement.get("device")

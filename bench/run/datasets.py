@@ -56,11 +56,12 @@ class Dataset:
         return self.manifest["dataset_sha256"]
 
 
-def synthetic(images: int, show_progress: bool = True) -> Dataset:
-    """A cached synthetic dataset of exactly ``images`` images (the named sizes' generator)."""
-    location = str(cache_root() / f"synth-n{images}-raw")
+def synthetic(images: int, fmt: str = "raw", show_progress: bool = True) -> Dataset:
+    """A cached synthetic dataset of exactly ``images`` images in format ``fmt`` (the named
+    sizes' generator)."""
+    location = str(cache_root() / f"synth-n{images}-{fmt}")
     if not DatasetDir(location).exists("manifest.json"):
-        synth.generate(location, images, workers=usable_cores(), show_progress=show_progress)
+        synth.generate(location, images, fmt=fmt, workers=usable_cores(), show_progress=show_progress)
     _, manifest = load_manifest(location)
     return Dataset(location, manifest, None, shardcheck.check(location, manifest))
 

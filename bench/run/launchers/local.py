@@ -93,7 +93,9 @@ class LocalLauncher(Launcher):
                 weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, None]:
         chosen = variant(config.pipeline)
         fmt = dataset.manifest["format"]
-        preprocess = chosen.preprocess_for(fmt, config.decode_on_device)
+        # The loader reads rows with the shard format's own reader: raw and pixel shards alike
+        # come as (N,256,256,3) arrays, JPEG ones as bytes.
+        preprocess = chosen.keep_encoded() if config.decode_on_device else chosen.preprocess()
         processes = self.options["loader"] == "processes" or (
             self.options["loader"] == "auto" and fmt == "jpeg" and not config.decode_on_device)
         stopwatch = Stopwatch()

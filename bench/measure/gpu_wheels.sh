@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Wheels for bench/gpu_ray_check.sh, fetched here (where PyPI is reachable) for the lent GPU
-# machine (Python 3.12, x86-64, no network, no Ray):
-#   bench/gpu_ray_wheels.sh [DEST]        # default: .whl/ in the repo (git-ignored: name it in the device call's carry)
+# Wheels for `bench perf --suite gpu`'s Ray cases, fetched here (where PyPI is reachable) for a
+# lent GPU machine (Python 3.12, x86-64, no network, no Ray):
+#   bench/measure/gpu_wheels.sh [DEST]    # default: .whl/ in the repo (git-ignored: carry it)
 # Ray and jsonschema's chain (Ray needs it; that machine lacks it), at the versions and hashes of
-# requirements/lock.txt. Ray's wheel (79 MB) is larger than what one device call carries (64 MiB),
-# so it is repacked without its Java jar (ray/jars/, 32 MB compressed), which a Python driver
-# never loads; the removed files' lines leave its RECORD, so pip installs it as it is.
+# requirements/lock.txt. Ray's wheel is larger than what one device call carries, so it is
+# repacked without its Java jar (ray/jars/), which a Python driver never loads; the removed
+# files' lines leave its RECORD, so pip installs it as it is.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-$repo/.whl}
 python=${PYTHON:-python3}
 lock="$repo/requirements/lock.txt"
