@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast setup lock clean
+.PHONY: run test test-unit test-release setup lock clean
 
 # The venv is (re)built whenever the lock or the project metadata changes.
 $(STAMP): requirements/lock.txt pyproject.toml
@@ -18,11 +18,16 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/bench run mini
 
+# The unit and integration tiers; the release tier (the 10G load test and other long runs) is
+# make test-release. CI (.ci/run) runs both.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit tests/integration
 
-test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow and not docker"
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test-release: $(STAMP)
+	$(BIN)/pytest tests/release
 
 # Refresh the hash lock after editing requirements/requirements.in (README: "Refreshing the lock").
 lock: $(STAMP)

@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from helpers import run_cli
 
+# The Docker images and the compose cluster, as fixtures for the tests that need them.
+pytest_plugins = ["docker_support"]
+
 
 @pytest.fixture
 def cli():
@@ -33,6 +36,13 @@ def ray_local():
     ray.shutdown()
 
 
+TIERS = ("unit", "integration", "release")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Fast tests first: a failure shows up in seconds, the slow end-to-end runs come last."""
-    items.sort(key=lambda item: ("load" in item.keywords, "docker" in item.keywords, "slow" in item.keywords))
+    """Unit tests first, then integration, then release: a failure shows up in seconds."""
+    def tier(item) -> int:
+        parts = item.path.parts
+        return next((TIERS.index(t) for t in TIERS if t in parts), len(TIERS))
+
+    items.sort(key=tier)

@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
+from bench.config import RunConfig
+from bench.errors import BenchError
 from bench.results import bundle, compare
 from bench.results.result import REQUIRED
 from bench.run import runner
-from bench.config import RunConfig
-from bench.errors import BenchError
 from bench.telemetry import collector
+
 from helpers import bundle_logits, plain_pytorch_logits, relative_error
 
 IMAGES = 24
@@ -46,13 +46,11 @@ def bundles(ray_local, data, tmp_path_factory):
     return made
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fast", "seed"])
 def test_logits_match_a_plain_pytorch_loop(bundles, data, name):
     assert relative_error(bundle_logits(bundles[name]), plain_pytorch_logits(data)) < 1e-4
 
 
-@pytest.mark.slow
 def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, bundles, tmp_path):
     from helpers import run_cli
 
@@ -68,7 +66,6 @@ def test_a_pixels_dataset_gives_the_raw_datasets_logits_bit_for_bit(ray_local, b
 
 
 
-@pytest.mark.slow
 def test_jpeg_decoded_by_the_model_actors_gives_the_cpu_tasks_logits_and_records_its_cost(ray_local, tmp_path):
     # On a CPU the actors decode with libjpeg-turbo, which gives Pillow's pixels for the
     # synthetic 256x256 JPEGs: the same logits, bit for bit, and a measured cost of zero.
@@ -108,7 +105,6 @@ def test_decoding_on_the_device_is_refused_where_it_cannot_apply(ray_local, data
 TOLERANCE = {"bf16": 0.05, "int8": 0.1}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["default", "int8"])
 def test_reduced_precision_stays_close_and_its_recorded_cost_is_true(bundles, data, name):
     result = json.loads((bundles[name] / bundle.RESULT).read_text())
@@ -129,7 +125,6 @@ def test_reduced_precision_stays_close_and_its_recorded_cost_is_true(bundles, da
     assert cost["rel_logit_error_max"] == pytest.approx(ours.max(), rel=0.25)
 
 
-@pytest.mark.slow
 def test_int8_records_its_calibration_apart_from_the_images_its_cost_is_measured_on(bundles, data):
     from bench.stages import quantize
 
@@ -144,12 +139,10 @@ def test_int8_records_its_calibration_apart_from_the_images_its_cost_is_measured
     assert fp32["int8"] is None
 
 
-@pytest.mark.slow
 def test_fp32_runs_record_no_precision_cost(bundles):
     assert json.loads((bundles["fast"] / bundle.RESULT).read_text())["precision_cost"] is None
 
 
-@pytest.mark.slow
 def test_seed_and_default_agree_and_reruns_reproduce(bundles):
     results = {k: json.loads((v / bundle.RESULT).read_text()) for k, v in bundles.items()}
     assert compare.top1_agreement(bundles["seed"], bundles["fast"]) == 1.0
@@ -158,7 +151,6 @@ def test_seed_and_default_agree_and_reruns_reproduce(bundles):
     assert results["fast"]["weights_sha256"] == results["seed"]["weights_sha256"]
 
 
-@pytest.mark.slow
 def test_bundle_has_the_promised_interface(bundles, data):
     result = json.loads((bundles["fast"] / bundle.RESULT).read_text())
     manifest = json.loads((data / "manifest.json").read_text())
@@ -180,7 +172,6 @@ def test_bundle_has_the_promised_interface(bundles, data):
     assert check.returncode == 0, check.stdout
 
 
-@pytest.mark.slow
 def test_verify_catches_tampering(bundles, tmp_path):
     assert bundle.verify(bundles["fast"]).ok
 
@@ -226,7 +217,6 @@ def test_verify_catches_tampering(bundles, tmp_path):
     assert any("throughput_img_s" in p and "is not images / timings.wall_s" in p for p in problems), problems
 
 
-@pytest.mark.slow
 def test_compare_reports_differences(ray_local, bundles, data, tmp_path):
     other = runner.run(None, str(data), RunConfig(weights_seed=1, batch_size=8), None, tmp_path / "other", show_progress=False)
     report = compare.compare([bundles["fast"], bundles["seed"], other])
@@ -263,12 +253,11 @@ def test_predictions_checksum_is_canonical(tmp_path):
     assert bundle.predictions_sha256(a) == hashlib.sha256(b"x\t1\ny\t2\n").hexdigest()
 
 
-@pytest.mark.slow
 def test_labelled_data_gives_accuracy(ray_local, tmp_path):
-    import fake_imagenet
-
     from data_prep.cli import app
     from typer.testing import CliRunner
+
+    import fake_imagenet
 
     src = fake_imagenet.make_tree(tmp_path / "src")
     result = CliRunner().invoke(app, ["imagenet", str(src), "--out", str(tmp_path / "data"), "--split", "all", "-q"])
@@ -281,7 +270,6 @@ def test_labelled_data_gives_accuracy(ray_local, tmp_path):
     assert result["accuracy"]["top5"] == pytest.approx(sum(r["label"] in r["top5"] for r in table) / 11)
 
 
-@pytest.mark.slow
 def test_a_cpu_run_records_plausible_host_and_object_store_telemetry(bundles):
     path = bundles["fast"]
     result = json.loads((path / bundle.RESULT).read_text())
@@ -327,7 +315,6 @@ def read_blocks_and_tasks(path: Path) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-@pytest.mark.slow
 def test_the_read_block_size_cuts_reads_into_smaller_blocks_and_loses_nothing(ray_local, bundles, data, tmp_path):
     tasks, blocks = read_blocks_and_tasks(bundles["fast"])  # 8-image shards of ~1.5 MB: one block each
     assert blocks == tasks

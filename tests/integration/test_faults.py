@@ -14,11 +14,11 @@ import time
 import psutil
 import pyarrow.parquet as pq
 import pytest
-
-from bench.results import bundle
-from bench.run import predictions, runner
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.results import bundle
+from bench.run import predictions, runner
+
 from helpers import run_cli, synth_dataset, tmpfs
 
 IMAGES = 48
@@ -34,7 +34,6 @@ def model_actor_pids() -> list[int]:
             if "MapWorker" in " ".join(p.info["cmdline"] or []) and "Predictor" in " ".join(p.info["cmdline"] or [])]
 
 
-@pytest.mark.slow
 def test_killing_the_model_actor_mid_run_loses_and_duplicates_nothing(ray_local, data, tmp_path):
     killed: list[int] = []
 
@@ -93,7 +92,6 @@ def tiny_disk(tmp_path):
         yield mount
 
 
-@pytest.mark.slow
 def test_a_full_disk_while_writing_the_bundle_leaves_nothing_that_verifies(ray_local, data, tiny_disk):
     with pytest.raises(BenchError, match="no space left on the device holding .* nothing was kept"):
         runner.run(None, str(data), RunConfig(batch_size=8, precision="fp32"), None, tiny_disk / "bundle",

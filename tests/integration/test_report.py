@@ -11,15 +11,15 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from bench.results import bundle, report
 from bench.telemetry import Samples
 from bench.telemetry.host import HostSampler
 from bench.telemetry.nvml import GpuSampler
 from bench.telemetry.summary import summarise, write_parquet
-from helpers import REPO
+from PIL import Image
+
 from fake_nvml import FakeNvml
+from helpers import REPO
 
 PUBLISHED = REPO / "results" / "published" / "mini-fast-cpu"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

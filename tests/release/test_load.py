@@ -24,8 +24,6 @@ WORKER_LIMIT_MB = 6_000
 DRIVER_GROWTH_LIMIT_MB = 1_000
 
 
-@pytest.mark.slow
-@pytest.mark.load
 @pytest.mark.timeout(3600)  # the suite's 900 s is for one test of the usual kind, not 16,232 images plus their generation
 def test_full_10g_run_completes_with_bounded_memory(ray_local, tmp_path):
     driver = psutil.Process()

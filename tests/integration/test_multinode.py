@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
+from bench.config import RunConfig
 from bench.results import bundle
 from bench.run import runner
-from bench.config import RunConfig
 
 MB = 1 << 20
 
@@ -29,7 +28,6 @@ def mixed_cluster():
     cluster.shutdown()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["raw", "jpeg"])
 def test_stages_land_on_the_right_nodes(mixed_cluster, tmp_path, fmt):
     from helpers import run_cli

@@ -16,9 +16,8 @@ from functools import partial
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from bench.run.cluster import Placement
 from bench.config import RunConfig
+from bench.run.cluster import Placement
 from bench.run.pipeline import data_context, predict, read_shards
 from bench.variants import variant
 
@@ -61,7 +60,6 @@ def batches(data, late_id: str | None, whole_batches: bool = False, read_block_m
     return {row["id"]: row["batch"] for row in rows}
 
 
-@pytest.mark.slow
 def test_batches_hold_the_same_images_when_the_first_shard_is_read_last(ray_four_cpus, tmp_path):
     from helpers import synth_dataset
 
@@ -76,7 +74,6 @@ def test_batches_hold_the_same_images_when_the_first_shard_is_read_last(ray_four
     assert late == on_time
 
 
-@pytest.mark.slow
 def test_whole_batches_are_the_datasets_images_in_runs_of_the_batch_size(ray_four_cpus, tmp_path):
     """RunConfig.whole_batches: every batch but the last is full, and holds the next BATCH
     images in the dataset's order; without it, a bundle of blocks ends in a short batch."""

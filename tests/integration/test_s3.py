@@ -6,10 +6,9 @@ import json
 import socket
 
 import pytest
-from typer.testing import CliRunner
-
 from data_prep.cli import app
 from data_prep.common.errors import DataPrepError
+from typer.testing import CliRunner
 
 
 def free_port() -> int:
@@ -150,13 +149,11 @@ def s3_env(s3_endpoint):
         yield env
 
 
-@pytest.mark.slow
 def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_local, s3_endpoint, tmp_path):
     import boto3
-
+    from bench.config import RunConfig
     from bench.results import bundle
     from bench.run import runner
-    from bench.config import RunConfig
 
     name = f"bench-run-{free_port()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
@@ -179,7 +176,6 @@ def test_bench_runs_on_s3_data_and_predicts_what_it_does_locally(s3_env, ray_loc
 
 def test_cost_and_calibration_images_read_from_s3_as_locally(bucket, tmp_path):
     import numpy as np
-
     from bench.run import datasets
     from bench.stages import precision, quantize
     from data_prep.synth import image_id

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from bench.run.cluster import Placement
 from bench.run.pipeline import FOOTER_READERS_ENV, footer_readers, read_shards
 
@@ -48,7 +47,6 @@ def footer_reader_actors(ray) -> int:
     return sum(1 for actor in state.actors().values() if "FooterReader" in actor["ActorClassName"])
 
 
-@pytest.mark.slow
 def test_a_read_of_three_files_starts_one_footer_reader_where_ray_alone_starts_32(ray_local, tmp_path,
                                                                                   no_user_setting):
     from helpers import synth_dataset

@@ -12,13 +12,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-from typer.testing import CliRunner
-
 from data_prep import jobs, synth
 from data_prep.cli import app
-from data_prep.common.shard_format import image_array_to_numpy, pixels_to_numpy, read_rows
+from data_prep.common.shard_format import (
+    image_array_to_numpy,
+    pixels_to_numpy,
+    read_rows,
+)
 from data_prep.shard_writer import ROWS_PER_GROUP
+from PIL import Image
+from typer.testing import CliRunner
 
 
 def make(runner, out: Path, *args: str) -> dict:
@@ -148,22 +151,6 @@ def test_pixels_to_numpy_takes_rays_bytes_and_refuses_wrong_sizes():
         pixels_to_numpy(short)
 
 
-def test_ray_reads_a_pixels_dataset_into_the_raw_arrays(ray_local, runner, tmp_path):
-    from bench.variants import variant
-
-    make(runner, tmp_path / "p", "--images", "20", "--format", "pixels", "--rows-per-shard", "8")
-    ds = ray_local.data.read_parquet(str(tmp_path / "p"))
-    preprocess = variant("fast").preprocess_for("pixels")
-    seen = []
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        crops = preprocess(batch)["image"]
-        for ident, crop in zip(batch["id"], crops):
-            seen.append(ident)
-            index = int(ident.split("-")[1])
-            assert np.array_equal(crop, synth.synth_image(0, index)[16:240, 16:240])
-    assert sorted(seen) == [synth.image_id(i) for i in range(20)]
-
-
 def test_slices_written_separately_complete_the_same_dataset(runner, tmp_path):
     whole = make(runner, tmp_path / "whole", "--images", "90", "--rows-per-shard", "30")
     sliced = tmp_path / "sliced"
@@ -214,19 +201,6 @@ def test_parse_slice(text, expected):
 def test_parse_slice_rejects_nonsense(text):
     with pytest.raises(Exception, match="--shards"):
         jobs.parse_slice(text, 10)
-
-
-def test_ray_reads_the_reference_schema(ray_local, runner, tmp_path):
-    make(runner, tmp_path / "d", "--images", "40", "--rows-per-shard", "16")
-    ds = ray_local.data.read_parquet(str(tmp_path / "d"))
-    batches = list(ds.iter_batches(batch_size=None, batch_format="numpy"))
-    ids = [i for b in batches for i in b["id"]]
-    assert sorted(ids) == [synth.image_id(i) for i in range(40)]
-    for batch in batches:
-        assert batch["image"].dtype == np.uint8
-        assert batch["image"].shape[1:] == (256, 256, 3)
-        first = int(batch["id"][0].split("-")[1])
-        assert np.array_equal(batch["image"][0], synth.synth_image(0, first))
 
 
 def test_the_ray_free_tensor_type_writes_the_same_bytes_as_rays(tmp_path):

@@ -15,17 +15,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from bench.results import bundle
-from helpers import synth_dataset
-
 from data_prep.common.manifest import ShardRecord, verify
 from data_prep.common.storage import DatasetDir
+
+from helpers import synth_dataset
 
 ARGS = ["synth", "--images", "2400", "--rows-per-shard", "100", "--workers", "2", "-q"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, cli, signum, code):
     out = tmp_path / "d"
@@ -67,6 +65,17 @@ def test_a_stop_signal_mid_run_keeps_only_complete_shards_and_resumes(tmp_path, 
     assert json.loads((out / "manifest.json").read_text()) == json.loads((fresh / "manifest.json").read_text())
 
 
+def model_actor_started(pid: int) -> bool:
+    """Whether a model actor runs among ``pid``'s descendants (which come and go meanwhile)."""
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "MapWorker" in " ".join(child.cmdline()):
+                return True
+        except psutil.Error:  # gone, or a zombie, since it was listed
+            continue
+    return False
+
+
 def bench_run_in_inference(data: Path, out: Path) -> subprocess.Popen:
     """`bench run` in a child process, returned once its model actor exists or its first
     predictions are being written."""
@@ -74,15 +83,13 @@ def bench_run_in_inference(data: Path, out: Path) -> subprocess.Popen:
     proc = subprocess.Popen([str(exe), "run", "--data", str(data), "--out", str(out), "--precision", "fp32",
                              "--batch-size", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
-    while not any("MapWorker" in " ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)
-                  if p.is_running()) and not list(out.parent.glob(f".{out.name}.partial-*/predictions.parquet")):
+    while not model_actor_started(proc.pid) and not list(out.parent.glob(f".{out.name}.partial-*/predictions.parquet")):
         assert proc.poll() is None and time.monotonic() < deadline, "the run did not reach inference in time"
         time.sleep(0.2)
     time.sleep(3)
     return proc
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_not_verify(tmp_path, cli, signum, code, name):
     data = synth_dataset(tmp_path / "data", 96)
@@ -99,7 +106,6 @@ def test_a_stop_signal_during_bench_run_leaves_an_incomplete_bundle_that_does_no
     assert verified.returncode == 1 and "incomplete run" in verified.stderr
 
 
-@pytest.mark.slow
 def test_a_bench_run_killed_outright_is_named_by_the_next_run(tmp_path, cli):
     data = synth_dataset(tmp_path / "data", 96)
     proc = bench_run_in_inference(data, tmp_path / "killed")

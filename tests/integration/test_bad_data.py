@@ -11,11 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from bench.results import bundle
-from bench.run import runner
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.results import bundle
+from bench.run import runner
+
 from helpers import synth_dataset
 
 IMAGES = 24  # three shards of eight
@@ -118,7 +118,6 @@ def test_a_bad_shard_stops_the_run_naming_it_and_the_fix(ray_local, data, tmp_pa
     assert not (tmp_path / "bundle").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["truncated", "shape"])
 def test_skip_bad_shards_records_the_skip_and_accounts_for_every_image(ray_local, data, tmp_path, case):
     damage, reason = CASES[case]
@@ -141,7 +140,6 @@ def test_skip_bad_shards_records_the_skip_and_accounts_for_every_image(ray_local
     assert any("do not account for the dataset" in p for p in bundle.verify(path).problems)
 
 
-@pytest.mark.slow
 def test_damage_inside_a_shard_fails_loudly_or_is_named_with_verify_data(ray_local, data, tmp_path):
     path = shard(data)
     raw = bytearray(path.read_bytes())

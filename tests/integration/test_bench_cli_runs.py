@@ -1,0 +1,62 @@
+"""`bench run` and `bench micro` as a user runs them: paths printed, secrets kept out, clear errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import pytest
+
+from helpers import run_cli
+
+PLANTED = {"AWS_SECRET_ACCESS_KEY": "planted-aws-secret-9f8e7d", "AWS_ACCESS_KEY_ID": "AKIAPLANTED0000",
+           "HF_TOKEN": "planted-token-1a2b3c"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    run_cli("data-prep", "synth", "--images", "8", "--rows-per-shard", "4", "--out", str(out), "-q", check=True)
+    return out
+
+
+def test_run_prints_the_bundle_path_last_and_keeps_secrets_out(cli, tiny, tmp_path):
+    proc = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", cwd=tmp_path, env=PLANTED)
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / proc.stdout.strip().splitlines()[-1]
+    assert path.parent == tmp_path / "results" / "runs" and path.is_dir()
+    assert cli("bench", "verify", str(path)).returncode == 0
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=path, capture_output=True, text=True)
+    assert check.returncode == 0
+    for file in path.iterdir():
+        text = file.read_bytes()
+        for secret in PLANTED.values():
+            assert secret.encode() not in text, f"{secret} leaked into {file.name}"
+
+
+def test_out_is_exact_and_an_existing_bundle_is_never_overwritten(cli, tiny, tmp_path):
+    target = tmp_path / "exact"
+    first = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", "--out", str(target))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1] == str(target)
+    again = cli("bench", "run", "--data", str(tiny), "-q", "--out", str(target))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert cli("bench", "verify", str(target)).returncode == 0
+
+
+def test_micro_reports_measured_ideal_and_overhead(cli, tiny):
+    proc = cli("bench", "micro", "--data", str(tiny), "--json")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["blocks"] >= 1
+    assert figures["ideal_s"] == math.ceil(figures["blocks"] / figures["parallelism"])
+    assert figures["measured_s"] >= 1.0  # at least one batch slept one second
+    assert figures["overhead_s"] == pytest.approx(figures["measured_s"] - figures["ideal_s"])
+
+
+def test_decoding_raw_data_on_the_device_is_a_clear_error(cli, tiny):
+    proc = cli("bench", "run", "--data", str(tiny), "--decode-on-device")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--decode-on-device needs JPEG data" in proc.stderr and "holds raw data" in proc.stderr
+
