@@ -54,6 +54,8 @@ def commands(path: Path, root: Path) -> list[DocCommand]:
                 continue
             line = raw[2:] if console and raw.startswith("$ ") else raw
             line = strip_comment(line)
+            if pending:  # a continuation: its indent is layout, not part of the command
+                line = line.lstrip()
             if not line.strip() and not pending:
                 continue
             if not pending:

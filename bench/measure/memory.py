@@ -3,10 +3,9 @@
 Ray names its worker processes ``ray::<task or actor>``; private memory is what grows if a
 stage holds on to data instead of streaming it. It is read as resident minus shared pages
 (Linux's RssAnon: the heap a worker allocated, not the object store's shared memory nor shared
-libraries), one small /proc read per worker. USS (psutil's memory_full_info), used before,
-walks every mapping, ~70 ms of CPU per sample of 8 workers (~7% of a 2-core machine at one
-sample per 0.5 s, taken from the run being timed), and also counts the object-store pages that
-only one worker has mapped (a 200 MB shared mapping of one process, tests/test_memory.py).
+libraries), one small /proc read per worker. Not USS (psutil's memory_full_info): it walks
+every mapping, CPU taken from the run being timed, and counts the object-store pages that only
+one worker has mapped.
 """
 
 from __future__ import annotations

@@ -87,15 +87,12 @@ def footer_readers_wanted(files: int) -> int | None:
 def footer_readers(files: int) -> Iterator[None]:
     """``read_parquet`` with only as many parquet footer readers as ``files`` can keep busy.
 
-    Ray Data 2.60 lists parquet files through a pool of 32 ``FooterReader`` actors per
-    ``read_parquet`` call, each in a worker process of its own, and hands them 10 files per
-    call: for a 2-file dataset Ray asks for 32 actors (on 2 cores, a few worker processes start
-    before the listing ends; the rest are killed) to read 2 footers, on the cores where the
-    model actor is starting. With one reader per 10 files, `bench run mini` on 2 cores listed
-    its files in 1.7-2.7 s instead of 3.6-7.7 s and predicted first 0.6-9.5 s sooner in 7 of 7
-    pairs (docs/performance.md, "Each optimisation"). Ray reads the variable when
-    ``read_parquet`` builds its file indexer, so it is set around that call only; a value the
-    user set is kept, and datasets of 320 files or more keep Ray's 32 (footer_readers_wanted)."""
+    Ray Data lists parquet files through a pool of ``FooterReader`` actors per ``read_parquet``
+    call, each in a worker process of its own, sized for many files whatever their number: for
+    a small dataset they start on the cores where the model actor is starting, to read a few
+    footers (what one reader per call's worth buys: docs/performance.md). Ray reads the
+    variable when ``read_parquet`` builds its file indexer, so it is set around that call only;
+    a value the user set is kept, and large datasets keep Ray's pool (footer_readers_wanted)."""
     wanted = footer_readers_wanted(files)
     if wanted is None:
         yield
@@ -112,11 +109,11 @@ def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], c
     """``ds`` preprocessed in tasks where it was read, then predicted by a pool of
     ``placement.actors`` ``predictor`` actors in batches of ``config.batch_size``.
 
-    Each actor task is a bundle of whole blocks and its last batch is short (4,096 images, GPU
-    defaults: 19 batches of 96-256). ``config.whole_batches`` re-cuts the crops into blocks of
-    exactly one batch with Ray Data's streaming repartition, at the cost of copying every crop
-    once more in tasks of its own (docs/performance.md, "Whole batches for the model"): off by
-    default until a GPU shows that the short batches cost more than the copy."""
+    Each actor task is a bundle of whole blocks, and its last batch is short.
+    ``config.whole_batches`` re-cuts the crops into blocks of exactly one batch with Ray Data's
+    streaming repartition, at the cost of copying every crop once more in tasks of its own: off
+    by default until a GPU shows that the short batches cost more than the copy
+    (docs/experiments/2026-12-01/)."""
     import ray
 
     ds = ds.map_batches(preprocess, batch_format="numpy", batch_size=config.preprocess_batch_size,
@@ -145,13 +142,9 @@ def data_context(read_block_mib: int | None) -> Iterator[None]:
 
     - the read blocks' target size, ``read_block_mib`` (None: Ray's default);
     - blocks kept in order (``preserve_order``), so that the model's batches are made of the
-      same images in every run. Unordered, Ray Data bundles blocks for the actors in the order
-      they finish, and which images share a batch, and how many (a bundle's last batch is
-      smaller), changed from run to run (4,096 images: 3 runs made 2, then 3, different sets of
-      batches; in order, 1). On the CPU the answers reproduced anyway; a GPU's kernels depend
-      on the batch's size, the likely reason why fp16 answers on an H200 differed in 1-2 of
-      65,536 images between runs (run T). In order cost nothing measurable on the CPU
-      (docs/performance.md, "Batches made the same way in every run")."""
+      same images in every run: unordered, Ray Data bundles blocks for the actors in the order
+      they finish, so which images share a batch, and its size, change from run to run, and a
+      GPU's kernels depend on the batch's size (docs/reproducing.md)."""
     import ray
 
     context = ray.data.DataContext.get_current()

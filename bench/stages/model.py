@@ -45,7 +45,7 @@ def predictions(batch: dict[str, np.ndarray], logits: torch.Tensor, save_logits:
 
 def ieee_fp32() -> None:
     """fp32 means IEEE fp32 on GPUs too. By default PyTorch lets cuDNN run fp32 convolutions as
-    TF32 (a 10-bit mantissa) on Ampere and newer GPUs, so the seed pipeline and the fp32 model
+    TF32 (a 10-bit mantissa) on Ampere and newer GPUs, so the reference pipeline and the fp32 model
     that reduced precision's cost is measured against would not be fp32 there; the reference
     benchmark's T4 has no TF32. torch's switch is process-wide, so every model stage sets it
     (the legacy flags: torch 2.11 and 2.14 take them without warnings, and mixing them with the

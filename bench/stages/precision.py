@@ -19,9 +19,9 @@ CHUNK = 16
 
 def default_for(kind: str) -> str:
     """fp16 on GPUs, whose tensor cores all have it (a T4 has no fast bf16); bf16 on CPUs with
-    native bf16 (AVX512-BF16/AMX: ~2.5x fp32 there); int8 on other CPUs, where bf16 is emulated
-    (7x slower than fp32 on an AVX2 EPYC) and int8 is ~2.5x fp32 (bench.stages.quantize). The
-    driver's CPU decides for CPU actors: pass --precision when the cluster's CPUs differ."""
+    native bf16 (AVX512-BF16/AMX); int8 on other CPUs, where bf16 is emulated and slower than
+    fp32 (bench.stages.quantize). The driver's CPU decides for CPU actors: pass --precision
+    when the cluster's CPUs differ."""
     if kind == "cuda":
         return "fp16"
     return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "int8"

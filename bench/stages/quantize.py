@@ -1,11 +1,11 @@
 """int8 ResNet-50 for CPUs without native bf16: post-training static quantization, done once.
 
 On an AVX2-only CPU, bf16 is emulated (slower than fp32) and int8 is the reduced precision
-that pays: ~2.5x fp32 for the model alone (docs/performance.md). The driver calibrates once,
+that pays (docs/performance.md). The driver calibrates once,
 on a fixed set of the dataset's own images, and ships the quantized weights and scales to
 every model actor, so all of them run one identical int8 model (each calibrating for itself
-could give nodes with different CPUs different scales) and the calibration's ~20 s stays out
-of the timed run. Its accuracy cost is measured like any reduced precision's
+could give nodes with different CPUs different scales) and the calibration stays out of the
+timed run. Its accuracy cost is measured like any reduced precision's
 (bench.stages.precision.measure_cost), on images the calibration did not see where the dataset has
 enough.
 

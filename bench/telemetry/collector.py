@@ -13,7 +13,7 @@ from bench.telemetry.nvml import GpuSampler, probe
 
 DEFAULT_INTERVAL_S = 0.1
 # Nodes without GPUs have no power to integrate, and on a CPU node every sample (psutil plus a
-# raylet RPC) is taken from the model's cores: 10 Hz cost ~3% of a 2-core machine, 2 Hz a fifth.
+# raylet RPC) is taken from the model's cores: sample them less often.
 HOST_ONLY_INTERVAL_S = 0.5
 READY_TIMEOUT_S = 60.0
 

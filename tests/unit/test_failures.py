@@ -13,7 +13,7 @@ import time
 import pytest
 import typer
 
-from data_prep.common import cli as cli_support, failures
+from data_prep.common import cli as common_cli, failures
 from helpers import run_cli, synth_dataset, tmpfs
 
 # Messages as Ray 2.60 raises them (ray/_private/services.py and node.py), and as seen here.
@@ -62,8 +62,8 @@ def test_a_ray_task_errors_cause_is_its_last_line():
 
 
 def toy_app(raise_what: BaseException) -> typer.Typer:
-    app = cli_support.make_app("toy")
-    cli_support.add_version_option(app, "toy", "0")
+    app = common_cli.make_app("toy")
+    common_cli.add_version_option(app, "toy", "0")
 
     @app.command()
     def go(flag: bool = False) -> None:
@@ -78,7 +78,7 @@ def toy_app(raise_what: BaseException) -> typer.Typer:
 
 def run_toy(monkeypatch, capsys, exc: BaseException, *args: str) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["toy", "go", *args])
-    main = cli_support.run_app(toy_app(exc), "toy")
+    main = common_cli.run_app(toy_app(exc), "toy")
     with pytest.raises(SystemExit) as exited:
         main()
     return exited.value.code, capsys.readouterr().err
@@ -86,7 +86,7 @@ def run_toy(monkeypatch, capsys, exc: BaseException, *args: str) -> tuple[int, s
 
 def test_an_unexpected_failure_is_one_line_with_its_traceback_in_a_log(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv(cli_support.VERBOSE_ENV, raising=False)
+    monkeypatch.delenv(common_cli.VERBOSE_ENV, raising=False)
     code, err = run_toy(monkeypatch, capsys, RuntimeError("the engine broke\nwith details"))
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -99,7 +99,7 @@ def test_an_unexpected_failure_is_one_line_with_its_traceback_in_a_log(monkeypat
 
 def test_verbose_shows_the_traceback_wherever_it_is_given(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv(cli_support.VERBOSE_ENV, raising=False)
+    monkeypatch.delenv(common_cli.VERBOSE_ENV, raising=False)
     code, err = run_toy(monkeypatch, capsys, RuntimeError("boom"), "--verbose")  # after the command
     assert code == 1 and "Traceback (most recent call last)" in err and "error: RuntimeError: boom" in err
     assert not (tmp_path / "raybench" / "logs").exists() or not list((tmp_path / "raybench" / "logs").iterdir())
@@ -107,14 +107,14 @@ def test_verbose_shows_the_traceback_wherever_it_is_given(monkeypatch, capsys, t
 
 def test_a_known_failure_exits_2_with_its_message(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv(cli_support.VERBOSE_ENV, raising=False)
+    monkeypatch.delenv(common_cli.VERBOSE_ENV, raising=False)
     code, err = run_toy(monkeypatch, capsys, STORE_BELOW_MINIMUM)
     assert code == 2 and "below Ray's minimum of 75 MB" in err and len(err.strip().splitlines()) == 1
 
 
 def test_verbose_is_moved_before_the_command_and_nothing_else_changes():
-    assert cli_support.hoist_verbose(["bench", "run", "mini", "--verbose"]) == ["bench", "--verbose", "run", "mini"]
-    assert cli_support.hoist_verbose(["bench", "run", "mini"]) == ["bench", "run", "mini"]
+    assert common_cli.hoist_verbose(["bench", "run", "mini", "--verbose"]) == ["bench", "--verbose", "run", "mini"]
+    assert common_cli.hoist_verbose(["bench", "run", "mini"]) == ["bench", "run", "mini"]
 
 
 # The real failures, as a user meets them: each within seconds, one line, no traceback.
