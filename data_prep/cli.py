@@ -27,7 +27,7 @@ app = make_app(
 out = Console(highlight=False, soft_wrap=True)
 
 Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: the cores this process may use, "
-                                            "under any container CPU limit).")]
+                                            "under any container CPU limit). With --address, the cluster's CPUs decide.")]
 Shards = Annotated[
     Optional[str],
     typer.Option(help="Write only shards i:j (e.g. 0:100), so several machines can share a big set. "
@@ -38,6 +38,10 @@ Format = Annotated[str, typer.Option("--format", help="raw: 256x256x3 uint8 tens
                                      "pixels: the same pixels, one fixed-size binary value per image (read ~10x "
                                      "faster: for fast GPUs); jpeg: encoded JPEG bytes with height and width.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Address = Annotated[Optional[str], typer.Option(
+    "--address", help="Make the shards as Ray tasks spread over this Ray cluster's nodes (e.g. auto on its head, "
+    "or HOST:PORT) instead of in local processes. --out must be where every node can write: s3://... or a "
+    "filesystem each node mounts at the same path; each node is checked first.")]
 
 
 def _check_format(fmt: str) -> None:
@@ -82,8 +86,11 @@ def synth_command(
     workers: Workers = usable_cores(),
     shards: Shards = None,
     quiet: Quiet = False,
+    address: Address = None,
 ) -> None:
-    """Generate a deterministic synthetic dataset (gradients, shapes, texture)."""
+    """Generate a deterministic synthetic dataset (gradients, shapes, texture).
+
+    The same command makes the same bytes and dataset_sha256 on any machine or cluster."""
     _check_format(fmt)
     if images is None:
         size = size or DEFAULT_SIZE
@@ -97,7 +104,7 @@ def synth_command(
     start = time.perf_counter()
     outcome, selected_images = synth.generate(location, images, size=size, seed=seed, fmt=fmt,
                                               rows_per_shard=rows_per_shard, shards=shards, workers=workers,
-                                              show_progress=not quiet)
+                                              show_progress=not quiet, address=address)
     _report(outcome, location, time.perf_counter() - start, selected_images)
 
 
@@ -112,6 +119,7 @@ def imagenet_command(
     workers: Workers = usable_cores(),
     shards: Shards = None,
     quiet: Quiet = False,
+    address: Address = None,
 ) -> None:
     """Shard ILSVRC2012. Raw: shorter side to 256, centre crop 256x256. JPEG: original bytes.
 
@@ -132,7 +140,8 @@ def imagenet_command(
     selected = jobs.parse_slice(shards, len(planned.jobs))
     start = time.perf_counter()
     outcome = jobs.run(out_dir, "imagenet", fmt, planned.params, planned.jobs, selected,
-                       imagenet.build_shard, workers, not quiet)
+                       imagenet.build_shard, workers, not quiet, address=address,
+                       source_check=(imagenet.source_problem, (str(Path(src).resolve()), imagenet.source_samples(planned))))
     _report(outcome, out_dir, time.perf_counter() - start, sum(planned.jobs[i].rows for i in selected))
 
 

@@ -212,6 +212,27 @@ def plan(src_text: str, fmt: str, split: str, rows_per_shard: int) -> Plan:
     return Plan(jobs, params, len(classes), sum(1 for i in items if i.label < 0))
 
 
+def source_samples(planned: Plan, count: int = 16) -> list[list]:
+    """Where a few of the plan's items are, spread over it: what each node must see in SRC."""
+    items = [item[2] for job in planned.jobs for item in job.spec["items"]]
+    step = max(1, len(items) // count)
+    return items[::step][:count] + items[-1:]
+
+
+def source_problem(src: str, samples: list[list]) -> str | None:
+    """On one node: does SRC hold what the plan reads (files, or tars at least as long as the
+    members read from them)? None if so."""
+    for where in samples:
+        path = Path(src, where[1])
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"cannot see {path}"
+        if where[0] == "tar" and size < where[2] + where[3]:
+            return f"{path} is shorter ({size:,} bytes) than the driver's copy"
+    return None
+
+
 # --- building one shard (in a worker) ---------------------------------------------------------
 
 class _Reader:

@@ -67,11 +67,12 @@ DEFAULT_ROWS_PER_SHARD = 1000
 
 def generate(location: str, images: int, *, size: str | None = None, seed: int = 0, fmt: str = "raw",
              rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, shards: str | None = None, workers: int = 1,
-             show_progress: bool = True):
+             show_progress: bool = True, address: str | None = None):
     """Build a synthetic dataset (or the shard slice ``shards``) at ``location``.
 
     The one place that turns a request into dataset parameters, so `data-prep synth` and
-    bench's cache of named sizes make the same directory. Returns (outcome, images in the slice).
+    bench's cache of named sizes make the same directory; with ``address``, the shards are made
+    on that Ray cluster's nodes. Returns (outcome, images in the slice).
     """
     from data_prep import jobs
 
@@ -79,7 +80,8 @@ def generate(location: str, images: int, *, size: str | None = None, seed: int =
               "rows_per_shard": rows_per_shard}
     planned = plan(images, seed, fmt, rows_per_shard)
     selected = jobs.parse_slice(shards, len(planned))
-    outcome = jobs.run(location, "synth", fmt, params, planned, selected, build_shard, workers, show_progress)
+    outcome = jobs.run(location, "synth", fmt, params, planned, selected, build_shard, workers, show_progress,
+                       address=address)
     return outcome, sum(planned[i].rows for i in selected)
 
 def plan(images: int, seed: int, fmt: str, rows_per_shard: int):

@@ -17,6 +17,7 @@ _STORE_MINIMUM = re.compile(r"cap object store memory usage at (\d+) bytes, but 
 _STORE_OVER_SHM = re.compile(r"object store size \(([\d.]+) GB\) exceeds /dev/shm size \(([\d.]+) GB\)")
 _PORT_IN_USE = re.compile(r"address already in use|failed to start the grpc server", re.I)
 _PORT = re.compile(r"specified port is (\d+)|port (\d+)")
+_AUTH_TOKEN = re.compile(r"InvalidAuthToken|Authentication token is missing or incorrect")
 _NO_CLUSTER = re.compile(r"(could not find any running ray instance|timed out while waiting for gcs|"
                          r"failed to connect to gcs|gcs (server|client).*(unavailable|timed out))", re.I)
 
@@ -55,6 +56,11 @@ def explain(exc: BaseException) -> str | None:
             which = f"port {port[1] or port[2]}" if port else "a port Ray needs"
             return (f"{which} is already in use, so Ray could not start: stop what holds it (`ss -ltnp` names it), "
                     "or let Ray choose free ports (unset RAY_GCS_SERVER_PORT)")
+        if _AUTH_TOKEN.search(text):
+            return ("the Ray cluster asks for an authentication token that this process does not send: Ray's nodes "
+                    "turn token authentication on when they find ~/.ray/auth_token; give this process the same token "
+                    "(RAY_AUTH_MODE=token, with ~/.ray/auth_token or RAY_AUTH_TOKEN), or start every node with "
+                    "RAY_AUTH_MODE=disabled")
         if _NO_CLUSTER.search(text):
             return (f"the Ray cluster does not answer ({first_line(text)}): start it (`ray start --head`), check "
                     "--address / RAY_ADDRESS, or leave --address out to run on this machine")

@@ -37,6 +37,8 @@ NO_CLUSTER = ConnectionError("Could not find any running Ray instance. Please sp
      ["no space left", "/tmp/ray/session_x/logs/raylet.out", "RAY_TMPDIR"]),
     (GCS_PORT_TAKEN, ["port 6390 is already in use", "ss -ltnp"]),
     (NO_CLUSTER, ["does not answer", "ray start --head", "--address"]),
+    (ConnectionError("ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: Authentication token is missing "
+                     "or incorrect."), ["authentication token", "~/.ray/auth_token", "RAY_AUTH_MODE"]),
 ])
 def test_known_failures_get_their_own_message(exc, words):
     message = failures.explain(exc)
