@@ -53,6 +53,9 @@ class Result:
     events: dict[str, float] = field(default_factory=dict)  # wall-clock marks: start, first_predictions, end
     telemetry: dict[str, Any] | None = None
     reference: dict[str, Any] | None = None  # the reference study's figure for this size
+    # The cluster's alive nodes when the timer started, and those gone when it stopped: a run that
+    # lost a node and still predicted every image once says so here.
+    nodes: dict[str, list[str]] | None = None
 
     @staticmethod
     def type_problems(data: dict[str, Any]) -> list[str]:

@@ -1,6 +1,7 @@
 """Where each stage runs, decided from the Ray cluster's resources.
 
-One model actor per GPU when the cluster has GPUs (on any node), one CPU actor when it has none.
+One model actor per GPU when the cluster has GPUs (on any node). Without GPUs, one CPU actor per
+node, each on its own node and using that node's cores (one node: one actor).
 Asked for more model actors than GPUs, they share them: each gets 1/k of a GPU, k actors per GPU,
 so that the host's per-batch work (Ray's batching, copies) runs in several processes per GPU.
 In a mixed cluster the CPU-only nodes do the reads and the preprocessing, selected through
@@ -24,6 +25,7 @@ class Placement:
     actor_num_cpus: float
     device: str  # what the actors will ask torch for: "cuda", "cpu" or "auto"
     preprocess_nodes: list[str] = field(default_factory=list)  # empty: anywhere
+    actor_nodes: list[str] = field(default_factory=list)  # the i-th actor's preferred node, in turn; empty: anywhere
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -36,19 +38,20 @@ class Placement:
             return None
         return {"ray.io/node-id": f"in({','.join(self.preprocess_nodes)})"}
 
+    def actor_remote_args(self):
+        """Ray Data's ``ray_remote_args_fn`` for the model actors: each new actor prefers the next
+        of ``actor_nodes`` (soft: an actor restarted after its node is lost goes elsewhere)."""
+        if not self.actor_nodes:
+            return None
+        import itertools
+
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        turn = itertools.cycle(self.actor_nodes)
+        return lambda: {"scheduling_strategy": NodeAffinitySchedulingStrategy(next(turn), soft=True)}
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def alive_nodes() -> list[dict[str, Any]]:
-    import ray
-
-    return [
-        {"node_id": n["NodeID"], "address": n.get("NodeManagerAddress"), "manager_port": n.get("NodeManagerPort"),
-         "resources": n.get("Resources", {})}
-        for n in ray.nodes()
-        if n.get("Alive")
-    ]
 
 
 def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
@@ -64,10 +67,13 @@ def place(config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
         if not cpu_nodes:  # the reads share the GPU nodes' CPUs with the model actors
             leave_cpus_for_reads(actors, total(gpu_nodes, "CPU"))
         return Placement(actors, gpu_share(actors, total_gpus), 1.0, "auto" if config.device == "auto" else config.device,
-                         [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes)
-    actors = config.actors or 1
-    leave_cpus_for_reads(actors, total(nodes, "CPU"))  # --device cpu: GPU nodes' too
-    return Placement(actors, 0.0, 1.0, "cpu", [], nodes)
+                         [n["node_id"] for n in cpu_nodes] if cpu_nodes else [], nodes=nodes)
+    with_cpus = [n for n in nodes if n["resources"].get("CPU", 0) > 0]  # --device cpu: GPU nodes' too
+    cpus = total(with_cpus, "CPU")
+    actors = config.actors or max(1, min(len(with_cpus), int(cpus) - 1))
+    leave_cpus_for_reads(actors, cpus)
+    spread = [n["node_id"] for n in with_cpus] if len(with_cpus) > 1 else []
+    return Placement(actors, 0.0, 1.0, "cpu", [], actor_nodes=spread, nodes=nodes)
 
 
 def total(nodes: list[dict[str, Any]], resource: str) -> float:

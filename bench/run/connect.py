@@ -1,6 +1,6 @@
-"""Joining a Ray cluster, or starting Ray on this machine: refused within seconds where Ray
-itself would hang or fail late (a dead address, a full temp dir, a taken port), and with an
-object store that fits the machine (Docker's default /dev/shm included)."""
+"""Joining a Ray cluster (data_prep.common.ray_cluster), or starting Ray on this machine:
+refused within seconds where Ray itself would hang or fail late (a full temp dir, a taken
+port), and with an object store that fits the machine (Docker's default /dev/shm included)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.console import Console
 from bench.errors import BenchError
 from data_prep.common.cli import handle_sigterm
 from data_prep.common.failures import ray_temp_dir
+from data_prep.common.ray_cluster import join
 
 
 def connect(address: str | None) -> None:
@@ -28,14 +29,16 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     if address:
-        check_reachable(address)
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        join(address)
     else:
         check_local_start()
         store, notice = object_store()
         if notice:
             Console(stderr=True, highlight=False, soft_wrap=True).print(notice, markup=False)
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, **store)
+        # "local": a new Ray of its own, even where a `ray start` cluster runs on this machine
+        # (Ray would join that one); clusters are joined with --address alone.
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 **store)
     handle_sigterm()  # ray.init replaced ours with one that aborts: a SIGTERM must leave a marked bundle
 
 
@@ -89,31 +92,3 @@ def check_local_start() -> None:
             except OSError as exc:
                 raise BenchError(f"port {port} (RAY_GCS_SERVER_PORT) is already in use ({exc.strerror}): stop what "
                                  "holds it (`ss -ltnp` names it), or unset RAY_GCS_SERVER_PORT to let Ray choose") from None
-
-
-REACH_TIMEOUT_S = 5.0
-
-
-def check_reachable(address: str) -> None:
-    """A clear error within seconds when nothing answers at ``address`` (``auto`` resolves as
-    Ray resolves it): Ray itself retries a dead address for minutes."""
-    import socket
-
-    from ray._private.services import canonicalize_bootstrap_address_or_die
-
-    if address.startswith("ray://"):
-        target, origin = address.removeprefix("ray://"), address
-    else:
-        try:
-            target = canonicalize_bootstrap_address_or_die(address)
-        except ConnectionError as exc:
-            raise BenchError(f"--address {address}: {exc} Start one with `ray start --head`, or leave --address out "
-                             "to run on this machine") from None
-        origin = address if address == target else f"{address} -> {target}"
-    host, _, port = target.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"no Ray cluster answers at {origin} ({exc}): start it (`ray start --head`), check the "
-                         "address (`ray status` on its head prints it), or leave --address out to run on this "
-                         "machine") from None

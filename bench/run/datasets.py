@@ -66,6 +66,16 @@ def synthetic(images: int, fmt: str = "raw", show_progress: bool = True) -> Data
     return Dataset(location, manifest, None, shardcheck.check(location, manifest))
 
 
+def cluster_data_needed(size: str) -> str:
+    """Why a named size is not made on the driver's disk on a multi-node cluster, and the
+    commands that make it where every node reads it."""
+    return (f"{size} on a cluster of several nodes needs data that every node can read, and this machine's cache "
+            f"({cache_root()}) is only this node's. Make it on the cluster, then run on it:\n"
+            f"  data-prep synth {size} --out s3://BUCKET/synth-{size} --address auto\n"
+            f"  bench run --data s3://BUCKET/synth-{size} --address auto\n"
+            f"(or a directory every node mounts at the same path, in place of s3://BUCKET)")
+
+
 def resolve(size: str | None, data: str | None, workers: int | None = None, show_progress: bool = True,
             verify_data: bool = False, skip_bad: bool = False) -> Dataset:
     """The dataset, checked by bench.run.shardcheck (``verify_data``: re-hash every shard)."""

@@ -12,6 +12,7 @@ import importlib
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    with data_context(config.read_block_mib):
+    with data_context(config.read_block_mib, spread=bool(placement.actor_nodes)):
         chosen = variant(config.pipeline)
         stopwatch = Stopwatch()
         ds = read_shards(files, filesystem, placement)
@@ -114,12 +115,18 @@ def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], c
     streaming repartition, at the cost of copying every crop once more in tasks of its own: off
     by default until a GPU shows that the short batches cost more than the copy
     (docs/experiments/2026-12-01/)."""
-    import ray
-
     ds = ds.map_batches(preprocess, batch_format="numpy", batch_size=config.preprocess_batch_size,
                         label_selector=placement.preprocess_label_selector())
     if config.whole_batches:
         ds = ds.repartition(target_num_rows_per_block=config.batch_size, strict=True)
+    with warnings.catch_warnings():  # deprecated for Ray 2.64; a label selector per actor is not offered yet
+        warnings.filterwarnings("ignore", message=".*ray_remote_args_fn.*")
+        return _predict_in_pool(ds, predictor, predictor_kwargs, config, placement)
+
+
+def _predict_in_pool(ds, predictor: type, predictor_kwargs: dict[str, Any], config: RunConfig, placement: Placement):
+    import ray
+
     return ds.map_batches(
         predictor,
         fn_constructor_kwargs=predictor_kwargs,
@@ -132,11 +139,12 @@ def predict(ds, preprocess, predictor: type, predictor_kwargs: dict[str, Any], c
         ),
         num_gpus=placement.actor_num_gpus,
         num_cpus=placement.actor_num_cpus,
+        ray_remote_args_fn=placement.actor_remote_args(),
     )
 
 
 @contextmanager
-def data_context(read_block_mib: int | None) -> Iterator[None]:
+def data_context(read_block_mib: int | None, spread: bool = False) -> Iterator[None]:
     """Ray Data's context for one run, put back after it (it outlives the run, and `bench perf`
     runs `bench micro` after it on Ray's defaults):
 
@@ -144,18 +152,34 @@ def data_context(read_block_mib: int | None) -> Iterator[None]:
     - blocks kept in order (``preserve_order``), so that the model's batches are made of the
       same images in every run: unordered, Ray Data bundles blocks for the actors in the order
       they finish, so which images share a batch, and its size, change from run to run, and a
-      GPU's kernels depend on the batch's size (docs/reproducing.md)."""
+      GPU's kernels depend on the batch's size (docs/reproducing.md);
+    - with ``spread`` (model actors spread over CPU nodes), blocks flow only once every model
+      actor is up, and go to the least busy actor rather than one on the block's node: otherwise
+      the first actor ready, or the one where the reads ran, takes a small dataset's blocks and
+      one node does all the work. A CPU spends ~100 ms per image on the model, moving a 150 KB
+      crop to another node ~0.1 ms, so balance is worth more than locality here."""
     import ray
 
     context = ray.data.DataContext.get_current()
-    before = context.target_max_block_size, context.execution_options.preserve_order
+    options = context.execution_options
+    before = (context.target_max_block_size, options.preserve_order, context.wait_for_min_actors_s,
+              options.actor_locality_enabled)
     if read_block_mib:
         context.target_max_block_size = read_block_mib * 2**20
-    context.execution_options.preserve_order = True
+    options.preserve_order = True
+    if spread:
+        with warnings.catch_warnings():  # deprecated for 2027, and still the only switch
+            warnings.filterwarnings("ignore", message=".*actor_locality_enabled.*")
+            context.wait_for_min_actors_s, options.actor_locality_enabled = ACTOR_START_TIMEOUT_S, False
     try:
         yield
     finally:
-        context.target_max_block_size, context.execution_options.preserve_order = before
+        (context.target_max_block_size, options.preserve_order, context.wait_for_min_actors_s,
+         options.actor_locality_enabled) = before
+
+
+# Long enough for a cold node to import torch and build the model; Ray's error names the pool.
+ACTOR_START_TIMEOUT_S = 600
 
 
 def accuracy_costs_on_model_device(config: RunConfig, placement: Placement, weights_sha256: str,

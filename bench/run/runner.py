@@ -104,6 +104,10 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     """One run of ``config`` through ``engine`` (default: Ray), on a named synthetic ``size`` or
     the dataset at ``data``; returns the bundle's path."""
     engine = engine or launcher("ray")
+    if address:  # a cluster decides where the data may come from
+        engine.connect(address)
+        if not data and len(engine.nodes()) > 1:
+            raise BenchError(datasets.cluster_data_needed(size or "mini"))
     dataset = datasets.resolve(size, data, show_progress=show_progress, verify_data=verify_data,
                                skip_bad=skip_bad_shards)
     if dataset.manifest["format"] not in FORMATS:
@@ -113,6 +117,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     nodes = engine.nodes()
     placement = engine.place(config, nodes)
     config = resolve(config, placement.kind, dataset.manifest["format"])
+    engine.check_readable(dataset, placement)
 
     int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
 
@@ -129,7 +134,14 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
                 raise engine.failure(exc, dataset) from exc
         finally:
             samples = engine.stop_telemetry(telemetry) if telemetry is not None else None
-        check_exactly_once(dataset_ids(dataset), predictions)
+        alive = {n["node_id"] for n in engine.nodes()}
+        lost = sorted(n["node_id"] for n in nodes if n["node_id"] not in alive)
+        try:
+            check_exactly_once(dataset_ids(dataset), predictions)
+        except BenchError as exc:
+            if lost:
+                raise BenchError(f"{exc} ({len(lost)} node(s) were lost during the run: {', '.join(l[:12] for l in lost)})") from None
+            raise
         costs = {"precision_cost": None, "decoding_cost": None}
         if config.precision != "fp32" or config.decode_on_device:  # after the timed run, on the actors' kind of device
             sample = precision.sample_batch(dataset.shard_files, dataset.filesystem)
@@ -170,6 +182,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             events=timings.events,
             telemetry=summary.summarise(samples, timings.images) if samples is not None else None,
             reference=reference.ray_run_for(dataset.size),
+            nodes={"at_start": sorted(n["node_id"] for n in nodes), "lost": lost},
         )
         return writer.commit(result, envinfo.capture(nodes), finish=lambda staging: report.write([staging], staging / bundle.REPORT))
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: keep what there is, marked incomplete

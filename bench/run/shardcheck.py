@@ -106,3 +106,30 @@ def check(uri: str, manifest: dict[str, Any], full: bool = False, skip_bad: bool
     if len(bad) == len(manifest["shards"]):
         raise BenchError(f"{uri}: every shard is bad ({bad[0].file}: {bad[0].reason}); nothing to run")
     return bad
+
+
+def node_problem(uri: str, sizes: dict[str, int]) -> str | None:
+    """On one node of a cluster: can it read the shards there, with the manifest's ``sizes``?
+    One listing of the shard directory, and one shard's parquet footer opened. None if so."""
+    import pyarrow.fs as pafs
+
+    from bench.results.secrets import scrub_uri
+
+    try:
+        directory = DatasetDir(uri)
+        found = {info.base_name: info.size for info in directory.fs.get_file_info(
+            pafs.FileSelector(directory.path(SHARD_DIR), allow_not_found=True)) if info.type == pafs.FileType.File}
+    except (OSError, pa.ArrowException) as exc:
+        return f"cannot list {scrub_uri(uri)}/{SHARD_DIR} ({str(exc).splitlines()[0]})"
+    absent = [name for name in sizes if name.rpartition("/")[2] not in found]
+    if absent:
+        return f"sees {len(sizes) - len(absent)} of {len(sizes)} shards under {scrub_uri(uri)} (not {absent[0]})"
+    wrong = [name for name, size in sizes.items() if found[name.rpartition("/")[2]] != size]
+    if wrong:
+        return f"{scrub_uri(uri)}/{wrong[0]} has {found[wrong[0].rpartition('/')[2]]:,} bytes there, the manifest says {sizes[wrong[0]]:,}"
+    first = next(iter(sizes))
+    try:
+        pq.read_metadata(directory.path(first), filesystem=directory.fs)
+    except (OSError, pa.ArrowException) as exc:
+        return f"cannot read {scrub_uri(uri)}/{first} ({str(exc).splitlines()[0]})"
+    return None

@@ -54,3 +54,20 @@ def test_model_actors_may_not_take_every_cpu_the_reads_need(nodes, config, fix):
 def test_reads_on_cpu_only_nodes_leave_the_gpu_nodes_cpus_to_the_actors():
     placed = place(RunConfig(actors=2), [node("g", 4, 1), node("c", 2)])
     assert (placed.actors, placed.actor_num_gpus, placed.preprocess_nodes) == (2, 0.5, ["c"])
+
+
+A, B, C = ("a" * 56, "b" * 56, "c" * 56)  # Ray checks that a node id is 28 bytes of hex
+
+
+def test_a_cpu_only_cluster_gets_one_actor_per_node_each_preferring_its_own():
+    placed = place(RunConfig(), [node(A, 64), node(B, 64), node(C, 64)])
+    assert (placed.actors, placed.actor_num_gpus, placed.actor_nodes) == (3, 0.0, [A, B, C])
+    pick = placed.actor_remote_args()
+    chosen = [pick()["scheduling_strategy"] for _ in range(4)]
+    assert [s.node_id for s in chosen] == [A, B, C, A] and all(s.soft for s in chosen)
+    one = place(RunConfig(), [node("a", 64)])  # one node: one actor, anywhere
+    assert (one.actors, one.actor_nodes, one.actor_remote_args()) == (1, [], None)
+    small = place(RunConfig(), [node("a", 1), node("b", 1)])  # two CPUs: one actor, one CPU left for reads
+    assert small.actors == 1
+    with_gpus = place(RunConfig(), [node("g", 16, 1), node("c", 64), node("d", 64)])  # GPUs: as before
+    assert (with_gpus.actors, with_gpus.actor_nodes) == (1, [])

@@ -48,6 +48,10 @@ class Launcher(ABC):
                        sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
         """bench.stages.precision.accuracy_costs, on the model's kind of device."""
 
+    def check_readable(self, dataset: Dataset, placement: Placement) -> None:
+        """Before the timer: every node that will read ``dataset`` can (default: one process, which
+        has read the manifest already)."""
+
     def failure(self, exc: Exception, dataset: Dataset) -> Exception:
         """What to tell the user of an exception from the timed run (default: as it is)."""
         return exc

@@ -14,6 +14,9 @@ from bench.run.datasets import Dataset
 from bench.run.launchers.base import Launcher
 from bench.run.predictions import Timings
 from bench.telemetry import collector
+from bench.results.secrets import scrub_uri
+from bench.run.shardcheck import node_problem
+from data_prep.common.ray_cluster import alive_nodes, ask_every_node
 
 
 class RayLauncher(Launcher):
@@ -28,7 +31,7 @@ class RayLauncher(Launcher):
         connect(address)
 
     def nodes(self) -> list[dict[str, Any]]:
-        return cluster.alive_nodes()
+        return alive_nodes()
 
     def place(self, config: RunConfig, nodes: list[dict[str, Any]]) -> Placement:
         return cluster.place(config, nodes)
@@ -47,6 +50,23 @@ class RayLauncher(Launcher):
     def accuracy_costs(self, config: RunConfig, placement: Placement, weights_sha256: str,
                        sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
         return pipeline.accuracy_costs_on_model_device(config, placement, weights_sha256, sample, int8_state)
+
+    def check_readable(self, dataset: Dataset, placement: Placement) -> None:
+        """On a multi-node cluster, a task on each node that reads (the preprocessing nodes, else
+        every node with CPUs) lists the shards and opens one: a path only the driver's machine
+        has is refused here, in seconds, not deep inside Ray."""
+        if len(placement.nodes) < 2:
+            return
+        readers = [n for n in placement.nodes if (n["node_id"] in placement.preprocess_nodes if placement.preprocess_nodes
+                                                   else n["resources"].get("CPU", 0) > 0)]
+        sizes = {s["file"]: s["bytes"] for s in dataset.manifest["shards"] if s["file"] not in {b.file for b in dataset.bad}}
+        problems = ask_every_node(readers, node_problem, dataset.uri, sizes)
+        if problems:
+            raise BenchError(
+                f"{len(problems)} of {len(readers)} node(s) that read the shards cannot read {scrub_uri(dataset.uri)}: "
+                + "; ".join(problems) + ". Every node reads them: put the dataset on s3:// (`data-prep synth ... --out "
+                "s3://BUCKET/PATH --address auto` makes it there, from the cluster; each node needs credentials for the "
+                "bucket) or on a filesystem every node mounts at the same path; no bundle was written")
 
     def failure(self, exc: Exception, dataset: Dataset) -> Exception:
         """Ray's task errors, as one line that says what to do; anything else unchanged."""
