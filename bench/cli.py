@@ -123,23 +123,65 @@ def verify_command(
 @app.command("pack")
 def pack_command(
     bundle_dir: Annotated[Path, typer.Argument(help="A bundle directory (it must verify).")],
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Archive path (default: BUNDLE.tar.gz beside it).")] = None,
+    out_file: Annotated[Optional[str], typer.Option("--out", help="Archive path or URI, e.g. s3://BUCKET/runs/NAME.tar.gz (default: BUNDLE.tar.gz beside it).")] = None,
 ) -> None:
     """Pack a verified bundle into one deterministic .tar.gz to publish; prints its path."""
     bundle.load(bundle_dir)
-    target = out_file or bundle_dir.with_name(bundle_dir.name + ".tar.gz")
+    target = (out_file if "://" in out_file else Path(out_file)) if out_file else bundle_dir.with_name(bundle_dir.name + ".tar.gz")
     typer.echo(str(archive.pack(bundle_dir, target)))
 
 
 @app.command("unpack")
 def unpack_command(
-    archive_file: Annotated[Path, typer.Argument(help="A .tar.gz made by `bench pack`.")],
+    archive_file: Annotated[str, typer.Argument(help="A .tar.gz made by `bench pack`: a path, or a URI (s3://...).")],
     destination: Annotated[Path, typer.Argument(help="Directory to unpack into.")] = Path("."),
 ) -> None:
     """Unpack a bundle archive safely (no absolute paths, no .., no links), then verify it."""
     path = archive.unpack(archive_file, destination)
     bundle.load(path)
     typer.echo(str(path))
+
+
+@app.command("plan")
+def plan_command(
+    bundles: Annotated[Optional[list[Path]], typer.Argument(help="Bundles whose measured rates to scale: a GPU run for GPU nodes, a CPU run for CPU-only nodes.")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="A named size (10G, 300G, 10T) to plan for.")] = None,
+    images: Annotated[Optional[int], typer.Option("--images", help="Or a number of images.")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Images/s to reach: the fewest nodes that do.")] = None,
+    gpu_node: Annotated[str, typer.Option("--gpu-node", help="GPU node type (results/reference/prices.json).")] = "g4dn.12xlarge",
+    gpu_nodes: Annotated[Optional[int], typer.Option("--gpu-nodes", help="GPU nodes (0: a CPU-only cluster); default: from --rate.")] = None,
+    cpu_node: Annotated[Optional[str], typer.Option("--cpu-node", help="CPU-only node type; with GPU nodes, they do the preprocessing.")] = None,
+    cpu_nodes: Annotated[Optional[int], typer.Option("--cpu-nodes", help="CPU-only nodes; default: enough to feed the GPUs (or to reach --rate).")] = None,
+    head_node: Annotated[str, typer.Option("--head-node", help="Head node type (runs the driver, no work).")] = "m5.4xlarge",
+    published: Annotated[Optional[str], typer.Option("--published", help="Scale the reference's published rate for this size (10G, 300G, 10T) instead of bundles: quoted, not measured.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON object.")] = False,
+) -> None:
+    """Project node counts, time and cost for a size or a target rate from rates bundles measured.
+
+    Examples: `bench plan results/runs/T4-RUN --size 300G --rate 2600`;
+    `bench plan results/published/10G-fast-cpu --size 10G --gpu-nodes 0 --cpu-node m5.16xlarge --cpu-nodes 4`.
+    Every figure it prints is projected, never measured; prices are the dated table in results/reference/.
+    """
+    from bench.results import plan
+    from data_prep.common.sizes import images_for
+
+    if (size is None) == (images is None):
+        raise BenchError("give exactly one of --size or --images")
+    if bool(bundles) == bool(published):
+        raise BenchError("give bundles to plan from, or --published SIZE (not both)")
+    rates = plan.published_rates(published) if published else plan.rates_from(list(bundles))
+    projected = plan.plan(rates, images if images is not None else images_for(size), rate, gpu_node, gpu_nodes,
+                          cpu_node, cpu_nodes, head_node)
+    if as_json:
+        typer.echo(json.dumps(projected, indent=2))
+        return
+    nodes = ", ".join(f"{count} x {name}" for name, count in projected["nodes"].items())
+    hours = projected["seconds"] / 3600
+    typer.echo(f"projected: {nodes}: {projected['img_s']:,.0f} img/s ({projected['bound_by']}-bound), "
+               f"{projected['images']:,} images in {hours:,.2f} h, ${projected['usd']:,.2f} "
+               f"(${projected['usd_per_hour']:,.2f}/h, prices as of {projected['prices']['as_of']})")
+    for source in rates.sources:
+        typer.echo(f"  from {source}")
 
 
 @app.command("compare")

@@ -4,6 +4,9 @@ Packing is deterministic (sorted names, zero times and owners), so the same bund
 same bytes. Extraction trusts nothing: a member may only be a regular file or directory inside
 one top-level bundle directory; absolute paths, ``..``, links and devices are refused before
 anything is written (and tarfile's ``data`` filter checks again as it extracts).
+
+An archive may also be a URI (``s3://bucket/run.tar.gz``): how a bundle made on a cluster's head
+reaches the machine that verifies it, when the head is gone with its job.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from pathlib import Path
 from bench.errors import BenchError
 
 
-def pack(bundle_dir: Path, archive: Path) -> Path:
+def _directory_and_name(uri: str):
+    from data_prep.common.storage import DatasetDir
+
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    return DatasetDir(parent), name
+
+
+def pack(bundle_dir: Path, archive: Path | str) -> Path | str:
     files = sorted(p for p in bundle_dir.iterdir() if p.is_file() and not p.is_symlink())
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -26,8 +36,14 @@ def pack(bundle_dir: Path, archive: Path) -> Path:
             info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
             with path.open("rb") as src:
                 tar.addfile(info, src)
-    with archive.open("wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
+    packed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0) as gz:
         gz.write(buffer.getvalue())
+    if "://" in str(archive):
+        directory, name = _directory_and_name(str(archive))
+        directory.write_bytes(name, packed.getvalue())  # atomic: a temporary name, then renamed
+        return archive
+    Path(archive).write_bytes(packed.getvalue())
     return archive
 
 
@@ -48,10 +64,15 @@ def unsafe_member(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def unpack(archive: Path, destination: Path) -> Path:
-    """Extract a packed bundle under ``destination``; returns the bundle directory."""
+def unpack(archive: Path | str, destination: Path) -> Path:
+    """Extract a packed bundle (a file, or a URI) under ``destination``; returns the bundle directory."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
+        if "://" in str(archive):
+            directory, name = _directory_and_name(str(archive))
+            source = io.BytesIO(directory.read_bytes(name))
+        else:
+            source = open(archive, "rb")  # noqa: SIM115 (closed with the tar below)
+        with source, tarfile.open(fileobj=source, mode="r:gz") as tar:
             members = tar.getmembers()
             for member in members:
                 reason = unsafe_member(member)

@@ -100,12 +100,13 @@ class DatasetDir:
         return self.fs.get_file_info(self.path(relative)).size
 
     def read_bytes(self, relative: str) -> bytes:
-        with self.fs.open_input_stream(self.path(relative)) as src:
+        # compression=None: the bytes as stored (pyarrow would otherwise gunzip a .gz on the fly).
+        with self.fs.open_input_stream(self.path(relative), compression=None) as src:
             return src.read()
 
     def sha256(self, relative: str) -> str:
         digest = hashlib.sha256()
-        with self.fs.open_input_stream(self.path(relative)) as src:
+        with self.fs.open_input_stream(self.path(relative), compression=None) as src:
             while chunk := src.read(_HASH_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest()
@@ -116,7 +117,7 @@ class DatasetDir:
         final = self.path(relative)
         tmp = f"{final}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}"
         try:
-            with self.fs.open_output_stream(tmp) as out:
+            with self.fs.open_output_stream(tmp, compression=None) as out:
                 yield out
             self.fs.move(tmp, final)
         except BaseException:
