@@ -250,6 +250,12 @@ def test_bench_run_on_the_cluster_uses_both_nodes_and_predicts_what_one_node_doe
     assert results[0]["placement"]["actors"] == 2 and results[0]["nodes"]["lost"] == []
     assert results[0]["predictions_sha256"] == results[1]["predictions_sha256"]
     assert results[0]["dataset_sha256"] == results[1]["dataset_sha256"]
+    # Fetched as the RayJob's entrypoint leaves it: packed to the bucket, unpacked elsewhere.
+    packed, _ = cli("bench", "pack", str(tmp_path / "c"), "--out", "s3://kit/runs/c.tar.gz", credentials=s3["writer"])
+    assert packed.returncode == 0, packed.stderr
+    fetched, _ = cli("bench", "unpack", "s3://kit/runs/c.tar.gz", str(tmp_path / "fetched"), credentials=s3["reader"])
+    assert fetched.returncode == 0, fetched.stderr
+    assert (tmp_path / "fetched" / "c" / bundle.PREDICTIONS).read_bytes() == (tmp_path / "c" / bundle.PREDICTIONS).read_bytes()
 
 
 def test_data_only_the_driver_can_read_is_refused_before_the_timer(cluster, driver_only, tmp_path):
@@ -356,3 +362,27 @@ def test_a_node_lost_during_bench_run_is_accounted_for(on_s3, cluster, s3, tmp_p
     else:
         assert "no bundle was written" in err or "INCOMPLETE" in err, err
         assert not (tmp_path / "b").exists() or run_cli("bench", "verify", str(tmp_path / "b")).returncode != 0
+
+
+def test_the_rayjobs_entrypoint_runs_as_written_on_the_cluster(cluster, s3, tmp_path):
+    """docker/rayjob.yaml's entrypoint, with KubeRay's RAY_ADDRESS; substituted: the bucket, the
+    results directory, and 10G's 16,232 images for this machine's 192."""
+    import yaml
+    from bench.results import bundle
+
+    entrypoint = yaml.safe_load((Path(__file__).parents[2] / "docker/rayjob.yaml").read_text())["spec"]["entrypoint"]
+    for old, new in (("synth 10G", f"synth --images {IMAGES} --rows-per-shard {ROWS}"), ("s3://BUCKET/", "s3://kit/job/"),
+                     ("/results/", f"{tmp_path}/results/")):
+        assert old in entrypoint
+        entrypoint = entrypoint.replace(old, new)
+    ran = subprocess.run(["bash", "-c", entrypoint], capture_output=True, text=True, timeout=900,
+                         env={**node_env(s3["writer"]), "RAY_ADDRESS": cluster.address,
+                              "PATH": f"{BIN}:{os.environ['PATH']}"})  # the image has the tools on PATH
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    fetched, _ = cli("bench", "unpack", "s3://kit/job/runs/raybench-10g.tar.gz", str(tmp_path / "fetched"),
+                     credentials=s3["reader"])
+    assert fetched.returncode == 0, fetched.stderr
+    verified = run_cli("bench", "verify", str(tmp_path / "fetched" / "10G"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    result = json.loads((tmp_path / "fetched" / "10G" / bundle.RESULT).read_text())
+    assert result["images"] == IMAGES and len(result["images_per_node"]["model_node"]) == 2

@@ -48,6 +48,12 @@ DOCKER_LINES = Skip("run exactly as written, on Docker's defaults, by tests/inte
 REGISTRY = Skip("pulls the pinned python:3.11-slim base from a registry this machine cannot reach; "
                 "tests/integration/test_docker.py builds the same Dockerfiles FROM a Debian stand-in")
 
+AWS = Skip("needs AWS; tests/unit/test_cluster_configs.py checks the config with Ray's own validation and parses "
+           "these commands, and tests/integration/test_cluster_journey.py runs the same data-prep -> run -> fetch "
+           "sequence (the RayJob's) on two `ray start` nodes with moto's S3")
+JOB_BUNDLE = Skip("the bundle a RayJob packed to a real bucket; tests/integration/test_cluster_journey.py unpacks "
+                  "the one its run of the RayJob's entrypoint packed to moto's S3, and verifies it")
+
 RULES: dict[str, Run | Skip] = {
     # README.md
     "make run": AS_WRITTEN,
@@ -83,8 +89,9 @@ RULES: dict[str, Run | Skip] = {
         "a run without them gives"),
     "bench run mini --precision fp32 --save-logits": Run((("mini", f"--data {TINY}"),), MINUTES),
     "bench run mini --launcher local": Run((("mini", f"--data {TINY}"),), MINUTES),
-    "bench run 10G --address auto": Skip("needs a running Ray cluster of 10G's size; the cluster tests run the "
-                                         "cluster guide's commands"),
+    "bench run --data s3://BUCKET/synth-10G --address auto": Skip(
+        "needs a bucket and a Ray cluster; tests/integration/test_cluster_journey.py runs it on two `ray start` nodes "
+        "with moto's S3"),
     # docs/docker.md
     'docker build --network host -f Dockerfile.gpu -t bench:gpu --build-arg REVISION=$(git rev-parse HEAD) '
     '--build-arg VERSION=0.1.0 --build-arg CREATED=$(date -u -d @$(git log -1 --format=%ct) +%Y-%m-%dT%H:%M:%SZ) .': REGISTRY,
@@ -102,6 +109,20 @@ RULES: dict[str, Run | Skip] = {
                                          "second run, which tests/integration/test_perf_suites.py runs at scale 2"),
     "bench perf --suite gpu": Skip("needs a GPU; tests/integration/test_perf_suites.py dry-runs it on the CPU "
                                    "(--device cpu, 48 images, both launchers)"),
+    # docs/clusters.md
+    "ray up -y docker/cluster-aws.yaml": AWS,
+    'ray exec docker/cluster-aws.yaml "data-prep synth 10T --out s3://BUCKET/synth-10T --address auto"': AWS,
+    'ray exec docker/cluster-aws.yaml "bench run --data s3://BUCKET/synth-10T --address auto --out /results/10T"': AWS,
+    "ray rsync-down docker/cluster-aws.yaml /results/10T results/10T": AWS,
+    "bench verify results/10T": AWS,
+    "ray down -y docker/cluster-aws.yaml": AWS,
+    "kubectl apply -f docker/rayjob.yaml": Skip(
+        "needs a Kubernetes cluster with KubeRay; tests/unit/test_cluster_configs.py validates the RayJob against "
+        "KubeRay's schema and tests/integration/test_cluster_journey.py runs its entrypoint on a two-node cluster"),
+    "bench unpack s3://BUCKET/runs/raybench-10g.tar.gz results/": JOB_BUNDLE,
+    "bench verify results/10G": JOB_BUNDLE,
+    "bench plan --published 300G --size 10T --rate 11581": AS_WRITTEN,
+    "bench plan results/published/10G-fast-cpu --size 300G --gpu-nodes 0 --cpu-node m5.16xlarge --rate 2658": AS_WRITTEN,
     # docs/testing.md
     "make test-unit": Skip("part of `make test`, which runs this test"),
     "make test-release": Skip("the release tier (30+ minutes), which .ci/run runs after `make test`"),
