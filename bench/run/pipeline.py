@@ -168,14 +168,19 @@ def data_context(read_block_mib: int | None, spread: bool = False) -> Iterator[N
         context.target_max_block_size = read_block_mib * 2**20
     options.preserve_order = True
     if spread:
-        with warnings.catch_warnings():  # deprecated for 2027, and still the only switch
-            warnings.filterwarnings("ignore", message=".*actor_locality_enabled.*")
-            context.wait_for_min_actors_s, options.actor_locality_enabled = ACTOR_START_TIMEOUT_S, False
+        context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+        _set_actor_locality(options, False)
     try:
         yield
     finally:
-        (context.target_max_block_size, options.preserve_order, context.wait_for_min_actors_s,
-         options.actor_locality_enabled) = before
+        context.target_max_block_size, options.preserve_order, context.wait_for_min_actors_s = before[:3]
+        _set_actor_locality(options, before[3])
+
+
+def _set_actor_locality(options, enabled: bool) -> None:
+    with warnings.catch_warnings():  # deprecated for 2027, and still the only switch
+        warnings.filterwarnings("ignore", message=".*actor_locality_enabled.*")
+        options.actor_locality_enabled = enabled
 
 
 # Long enough for a cold node to import torch and build the model; Ray's error names the pool.

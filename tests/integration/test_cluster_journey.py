@@ -386,3 +386,24 @@ def test_the_rayjobs_entrypoint_runs_as_written_on_the_cluster(cluster, s3, tmp_
     assert verified.returncode == 0, verified.stdout + verified.stderr
     result = json.loads((tmp_path / "fetched" / "10G" / bundle.RESULT).read_text())
     assert result["images"] == IMAGES and len(result["images_per_node"]["model_node"]) == 2
+
+
+def test_imagenet_on_the_cluster_makes_what_one_machine_makes_and_needs_the_source_on_every_node(
+        cluster, s3, driver_only, tmp_path):
+    import fake_imagenet
+
+    tree = fake_imagenet.make_tree(tmp_path / "ilsvrc")  # where both nodes see it, as on a shared mount
+    local, _ = cli("data-prep", "imagenet", str(tree), "--out", str(tmp_path / "local"), "-q", credentials={})
+    assert local.returncode == 0, local.stderr
+    remote, _ = cli("data-prep", "imagenet", str(tree), "--out", "s3://kit/inet", "--address", cluster.address, "-q",
+                    credentials=s3["writer"])
+    assert remote.returncode == 0, remote.stderr
+    info, _ = cli("data-prep", "info", "s3://kit/inet", "--json", credentials=s3["reader"])
+    assert json.loads(info.stdout)["dataset_sha256"] == json.loads((tmp_path / "local/manifest.json").read_text())["dataset_sha256"]
+
+    hidden = fake_imagenet.make_tree(driver_only / "ilsvrc")  # the worker's view of driver_only is its own tmpfs
+    refused, _ = cli("data-prep", "imagenet", str(hidden), "--out", "s3://kit/inet-hidden", "--address", cluster.address,
+                     credentials=s3["writer"])
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "1 of 2 node(s) cannot read the source" in refused.stderr and f"cannot see {hidden}/" in refused.stderr, refused.stderr
+    assert not [k for k in s3_objects(s3, "inet-hidden/shards/") if k.endswith(".parquet")]
