@@ -4,7 +4,6 @@ port), and with an object store that fits the machine (Docker's default /dev/shm
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
@@ -17,7 +16,7 @@ from rich.console import Console
 from bench.errors import BenchError
 from data_prep.common.cli import handle_sigterm
 from data_prep.common.failures import ray_temp_dir
-from data_prep.common.ray_cluster import join
+from data_prep.common.ray_cluster import engine_log_level, join, quiet_engine
 
 
 def connect(address: str | None) -> None:
@@ -25,7 +24,6 @@ def connect(address: str | None) -> None:
     Ray whose object store fits this machine; keep Ray's INFO chatter off the user's screen."""
     import ray
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     if address:
@@ -37,8 +35,10 @@ def connect(address: str | None) -> None:
             Console(stderr=True, highlight=False, soft_wrap=True).print(notice, markup=False)
         # "local": a new Ray of its own, even where a `ray start` cluster runs on this machine
         # (Ray would join that one); clusters are joined with --address alone.
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+        quiet_engine()
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=engine_log_level(),
                  **store)
+        quiet_engine()
     handle_sigterm()  # ray.init replaced ours with one that aborts: a SIGTERM must leave a marked bundle
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
+from data_prep.common.cli import verbose
 from data_prep.common.errors import DataPrepError
 
 REACH_TIMEOUT_S = 5.0
@@ -38,15 +40,40 @@ def check_reachable(address: str) -> None:
                             "machine") from None
 
 
+def engine_log_level() -> int:
+    """Ray's own lines on the user's screen: errors only, everything with --verbose (they are
+    in Ray's log files either way)."""
+    return logging.INFO if verbose() else logging.ERROR
+
+
+def quiet_engine() -> None:
+    """Keep Ray's and Ray Data's INFO and WARNING lines, and their Python warnings, off the
+    screen unless --verbose: a run prints the kit's own lines (its plan, a progress bar, its
+    figures). Errors are always shown."""
+    import importlib
+    import warnings
+
+    importlib.import_module("ray.data")  # Ray Data installs its console handler on import
+
+    level = engine_log_level()
+    for name in ("ray", "ray.data"):
+        for handler in logging.getLogger(name).handlers:
+            if getattr(handler, "stream", None) in (sys.stderr, sys.stdout):  # the console, not Ray's log files
+                handler.setLevel(level)
+    if not verbose():
+        warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+
+
 def join(address: str) -> None:
-    """Join the cluster at ``address``, Ray's INFO chatter kept off the user's screen."""
+    """Join the cluster at ``address``, Ray's own lines kept off the user's screen (quiet_engine)."""
     import ray
 
     if ray.is_initialized():
         return
     check_reachable(address)
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    quiet_engine()
+    ray.init(address=address, log_to_driver=False, logging_level=engine_log_level())
+    quiet_engine()  # ray.init set up the "ray" logger's console again
 
 
 def alive_nodes() -> list[dict[str, Any]]:

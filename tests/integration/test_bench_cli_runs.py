@@ -45,6 +45,21 @@ def test_out_is_exact_and_an_existing_bundle_is_never_overwritten(cli, tiny, tmp
     assert cli("bench", "verify", str(target)).returncode == 0
 
 
+# Ray's own lines that a run printed before the screen was quieted; they stay in Ray's logs.
+RAYS_OWN = ("streaming_executor.py", "Progress bars disabled", "authentication_token_setup.py")
+
+
+def test_the_screen_shows_rays_own_lines_only_with_verbose(cli, tiny, tmp_path):
+    quiet = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "--out", str(tmp_path / "q"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert not [line for line in quiet.stderr.splitlines() if any(mark in line for mark in RAYS_OWN)], quiet.stderr
+    assert "RayDeprecationWarning" not in quiet.stderr and "UserWarning" not in quiet.stderr
+    assert "inference" in quiet.stderr  # the kit's own progress bar stays
+    loud = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "--out", str(tmp_path / "v"), "--verbose")
+    assert loud.returncode == 0, loud.stderr
+    assert "streaming_executor.py" in loud.stderr  # the same run, with Ray's lines
+
+
 def test_micro_reports_measured_ideal_and_overhead(cli, tiny):
     proc = cli("bench", "micro", "--data", str(tiny), "--json")
     assert proc.returncode == 0, proc.stderr
