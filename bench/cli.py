@@ -36,7 +36,7 @@ SizeArg = Annotated[Optional[str], typer.Argument(
     "Generated into the cache (BENCH_DATA_DIR, default ~/.cache/raybench/data) on first use.",
     show_default=False)]
 DataOpt = Annotated[Optional[str], typer.Option("--data", help="A data-prep dataset directory or s3:// / gs:// URI instead of SIZE.")]
-AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (e.g. auto, ray://host:10001); default: a local one.")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Join this Ray cluster (e.g. auto, ray://host:10001); default: a local one. On several nodes, --data must be where every node reads it (s3://..., or a shared mount): each reading node is checked before the timer (docs/clusters.md).")]
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
