@@ -29,7 +29,7 @@ def ray_four_cpus():
     """Four logical CPUs, so that reads run side by side and can finish out of order."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     yield ray
     ray.shutdown()

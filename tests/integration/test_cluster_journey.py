@@ -160,15 +160,21 @@ def cluster(s3, driver_only):
         if os.environ.get("BENCH_REQUIRE_TOOLS") == "1":
             pytest.fail(why)
         pytest.skip(why)
-    made = Cluster(driver_only, s3["writer"])
+    # `ray start --head` records its address there, and a plain ray.init() joins what it names.
+    current = Path("/tmp/ray/ray_current_cluster")
+    before = current.read_text() if current.exists() else None
     try:
-        made.add_worker()
-        yield made
+        made = Cluster(driver_only, s3["writer"])
+        try:
+            made.add_worker()
+            yield made
+        finally:
+            made.shutdown()
     finally:
-        made.shutdown()
-        current = Path("/tmp/ray/ray_current_cluster")  # `ray start --head` wrote it: other modules' ray.init would join
-        if current.exists() and made.address in current.read_text():
-            current.unlink()
+        if before is None:
+            current.unlink(missing_ok=True)
+        else:
+            current.write_text(before)
 
 
 def cli(tool: str, *args: str, credentials: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
