@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import run_cli
+from helpers import free_port, run_cli
 
 BIN = Path(sys.executable).parent
 MB = 1 << 20
 IMAGES, ROWS = 192, 8  # three of the fast pipeline's 16 MiB read blocks: work for two model actors
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,7 @@ from data_prep.cli import app
 from data_prep.common.errors import DataPrepError
 from typer.testing import CliRunner
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from helpers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from data_prep.common import cli as common_cli, failures
-from helpers import run_cli, synth_dataset, tmpfs
+from helpers import free_port, run_cli, synth_dataset, tmpfs
 
 # Messages as Ray 2.60 raises them (ray/_private/services.py and node.py), and as seen here.
 STORE_BELOW_MINIMUM = ValueError("Attempting to cap object store memory usage at 60397977 bytes, but the minimum "
@@ -132,12 +132,6 @@ def one_clear_line(proc: subprocess.CompletedProcess) -> str:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr
     return errors[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_an_address_nothing_answers_is_refused_within_seconds(tiny):
