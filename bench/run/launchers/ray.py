@@ -7,15 +7,15 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.results.secrets import scrub_uri
 from bench.run import cluster, pipeline
 from bench.run.cluster import Placement
 from bench.run.connect import connect
 from bench.run.datasets import Dataset
 from bench.run.launchers.base import Launcher
 from bench.run.predictions import Timings
-from bench.telemetry import collector
-from bench.results.secrets import scrub_uri
 from bench.run.shardcheck import node_problem
+from bench.telemetry import collector
 from data_prep.common.ray_cluster import alive_nodes, ask_every_node
 
 
