@@ -30,8 +30,8 @@ Workers = Annotated[int, typer.Option(help="Parallel worker processes (default: 
                                             "under any container CPU limit). With --address, the cluster's CPUs decide.")]
 Shards = Annotated[
     Optional[str],
-    typer.Option(help="Write only shards i:j (e.g. 0:100), so several machines can share a big set. "
-             "The run that completes the set writes manifest.json."),
+    typer.Option(help="Write only shards i:j (e.g. 0:100). The run that completes the set writes manifest.json. "
+             "On a Ray cluster, --address spreads every shard over its nodes instead."),
 ]
 RowsPerShard = Annotated[int, typer.Option(help="Images per parquet file (the reference uses ~1,000).")]
 Format = Annotated[str, typer.Option("--format", help="raw: 256x256x3 uint8 tensors (the reference schema); "
