@@ -8,10 +8,24 @@ import os
 import pytest
 from typer.testing import CliRunner
 
+from data_prep.common.cli import VERBOSE_ENV
 from helpers import run_cli
 
 # The Docker images and the compose cluster, as fixtures for the tests that need them.
 pytest_plugins = ["docker_support"]
+
+
+@pytest.fixture(autouse=True)
+def no_verbose_left_behind():
+    """A CLI invoked in-process with --verbose sets RAYBENCH_VERBOSE for the whole process (so
+    that Ray's workers see it); put it back after each test, or every later test would be
+    verbose, its subprocesses included."""
+    before = os.environ.get(VERBOSE_ENV)
+    yield
+    if before is None:
+        os.environ.pop(VERBOSE_ENV, None)
+    else:
+        os.environ[VERBOSE_ENV] = before
 
 
 @pytest.fixture
