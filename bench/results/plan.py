@@ -90,7 +90,8 @@ def plan(rates: Rates, images: int, target_img_s: float | None = None, gpu_node:
          head_node: str | None = "m5.4xlarge") -> dict[str, Any]:
     """Node counts, rate, time and cost for ``images``; the counts are given, or the fewest that
     reach ``target_img_s``."""
-    table = prices()["nodes"]
+    priced = prices()
+    table = priced["nodes"]
     for name in (gpu_node, cpu_node, head_node):
         if name and name not in table:
             raise BenchError(f"no price for node type {name!r} in {PRICES}; it has {', '.join(table)}")
@@ -144,5 +145,5 @@ def plan(rates: Rates, images: int, target_img_s: float | None = None, gpu_node:
         "usd_per_hour": usd_per_hour,
         "img_per_usd": images / (usd_per_hour * seconds / 3600) if usd_per_hour else None,
         "rates": asdict(rates),
-        "prices": {"as_of": prices()["as_of"], "source": prices()["source"]},
+        "prices": {"as_of": priced["as_of"], "source": priced["source"]},
     }
