@@ -14,6 +14,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 # Settings renamed since bundles were first written: a recorded config reads as today's.
 RENAMED = {"seed": "weights_seed", "concurrency": "actors", "max_concurrency": "calls_per_actor"}
 DROPPED = ("extra",)  # recorded by old bundles, never used
+# Settings added since, as the runs that predate them ran: no warm-up before the start-up timeline.
+BEFORE_RECORDED = {"warm_up": False}
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class RunConfig:
     stall_timeout_s: float = 600.0  # fail loudly when no predictions arrive for this long
     decode_on_device: bool = False  # JPEG bytes decoded by the model actors on their device
     whole_batches: bool = False  # crops re-cut into blocks of batch_size rows: no short batch, one more copy
+    warm_up: bool | None = None  # start the workers before the timer (bench.run.warmup); None: the variant's default
 
     def __post_init__(self) -> None:
         """The checks that need neither the cluster nor the data; aliases become names."""
@@ -57,6 +60,9 @@ class RunConfig:
         if self.decode_on_device and not variants.variant(self.pipeline).decodes_on_device:
             raise BenchError(f"--decode-on-device needs --pipeline fast: the {self.pipeline} pipeline decodes "
                              "JPEGs on the CPU, as the reference did")
+        if self.warm_up and variants.variant(self.pipeline).reference_start:
+            raise BenchError(f"--warm-up is not for --pipeline {self.pipeline}: it keeps the reference's cold start, "
+                             "so that its figures stay comparable with the reference's")
 
     @classmethod
     def from_dict(cls, recorded: dict[str, Any]) -> RunConfig:
@@ -79,14 +85,14 @@ class RunConfig:
 
 def in_todays_terms(recorded: dict[str, Any]) -> dict[str, Any]:
     """A recorded config's settings under today's names, the pipeline's alias as its name, and
-    today's default for each setting it lacks (added later: the run used its default).
-    Settings this kit does not know are kept as they are."""
+    today's default for each setting it lacks (added later: the run used its default, or ran
+    as BEFORE_RECORDED says). Settings this kit does not know are kept as they are."""
     from bench import variants
 
     values = {RENAMED.get(key, key): value for key, value in recorded.items() if key not in DROPPED}
     if values.get("pipeline") in variants.ALIASES:
         values["pipeline"] = variants.ALIASES[values["pipeline"]]
-    return {**RunConfig().as_dict(), **values}
+    return {**RunConfig().as_dict(), **BEFORE_RECORDED, **values}
 
 
 def resolve(config: RunConfig, device: str, data_format: str) -> RunConfig:

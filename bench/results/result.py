@@ -5,7 +5,8 @@ Schema versions:
 - 1: the first bundles (results/published/ holds some): config under the old setting names, no
   ``launcher``.
 - 2: config under today's names (bench.config.in_todays_terms), ``launcher``.
-Both read as version 2 (``Result.from_dict``); a bundle is never rewritten.
+- 3: ``startup``, the start-up timeline.
+All read as today's version (``Result.from_dict``); a bundle is never rewritten.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _NUMBER = (int, float)
 # The fields every version has, with the JSON types they may hold: what verify checks first.
 REQUIRED = {"schema_version": (int,), "images": (int,), "throughput_img_s": _NUMBER,
@@ -56,6 +57,10 @@ class Result:
     # The cluster's alive nodes when the timer started, and those gone when it stopped: a run that
     # lost a node and still predicted every image once says so here.
     nodes: dict[str, list[str]] | None = None
+    # Start-up, one lane per process (the driver, each model stage), each phase marked on the
+    # wall clock inside its own process (bench.stages.startup); ``warmup``: what ran before the
+    # timer to start the cluster's worker processes, or None.
+    startup: dict[str, Any] | None = None
 
     @staticmethod
     def type_problems(data: dict[str, Any]) -> list[str]:
@@ -118,6 +123,22 @@ class Result:
             return None
         streaming_s = self.events["end"] - self.events["first_predictions"]
         return self.images / streaming_s if streaming_s > 0 else None
+
+    @property
+    def startup_s(self) -> float | None:
+        """The run's start-up, the third figure beside the headline and the streaming rate: the
+        seconds from the timer's start to the first predictions."""
+        return self.first_predictions_s
+
+    def startup_lanes(self) -> list[dict[str, Any]]:
+        """Each start-up lane with its phases as seconds from the timer's start (negative: before
+        it), in the order reached; [] for bundles from before the timeline."""
+        start = self.events.get("start")
+        if start is None or not self.startup:
+            return []
+        return [{"lane": lane["lane"], "node": lane["node"], "pid": lane["pid"],
+                 "phases": sorted(((phase, at - start) for phase, at in lane["marks"].items()), key=lambda p: p[1])}
+                for lane in self.startup.get("lanes", [])]
 
     @property
     def device(self) -> str | None:

@@ -21,13 +21,14 @@ from typing import Any
 from bench.config import RunConfig
 from bench.run.cluster import Placement
 from bench.run.predictions import Stopwatch, Timings, write_predictions
+from bench.stages.startup import Lane
 from bench.variants import variant
 from data_prep.common.shard_format import COLUMNS
 
 
 def run(files: list[str], filesystem, config: RunConfig, placement: Placement, predictions_path: Path,
         expected_images: int, weights_sha256: str, show_progress: bool = True,
-        int8_state: bytes | None = None, fmt: str = "raw") -> tuple[Timings, str]:
+        int8_state: bytes | None = None, fmt: str = "raw", driver: Lane | None = None) -> tuple[Timings, str]:
     """Run the pipeline; returns its timings and Ray Data's stats text.
 
     Read tasks are sized by Ray Data itself: its parquet reader bin-packs row groups into read
@@ -41,7 +42,7 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     ray.data.DataContext.get_current().enable_progress_bars = False
     with data_context(config.read_block_mib, spread=bool(placement.actor_nodes)):
         chosen = variant(config.pipeline)
-        stopwatch = Stopwatch()
+        stopwatch = Stopwatch(driver)
         ds = read_shards(files, filesystem, placement)
         stopwatch.read_called()
         ds = predict(ds, chosen.preprocess_for(fmt, config.decode_on_device), chosen.predictor(),

@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from bench.errors import BenchError
+from bench.stages.startup import COLUMN as STARTUP_COLUMN
+from bench.stages.startup import Lane, lanes_in
 from data_prep.common.progress import progress_bar
 
 PREDICTION_FIELDS = [
@@ -50,6 +52,7 @@ class Timings:
     images: int
     stages: list[dict[str, Any]] | None = None  # per-operator wall times
     events: dict[str, float] | None = None  # wall-clock (time.time()) marks, for telemetry plots
+    lanes: list[dict[str, Any]] | None = None  # start-up, the driver's then each model stage's (bench.stages.startup)
 
     @property
     def listing_s(self) -> float:
@@ -72,18 +75,28 @@ class Stopwatch:
     """The run's marks, taken where the launcher reaches them: ``start`` before the first read,
     ``read_called`` once the read is set up, then ``finish``; events carry the wall clock."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver: Lane | None = None) -> None:
+        self.driver = driver or Lane("driver")
         self.events = {"start": time.time()}
+        self.driver.mark("timer started", self.events["start"])
         self.start = time.perf_counter()
         self.after_read_call = self.start
+        self.lanes: list[dict[str, Any]] = []  # the model stages', as their first batches bring them
 
     def read_called(self) -> None:
         self.after_read_call = time.perf_counter()
+        self.driver.mark("dataset planned")
+
+    def first_predictions(self) -> None:
+        if "first_predictions" not in self.events:
+            self.events["first_predictions"] = time.time()
+            self.driver.mark("first predictions", self.events["first_predictions"])
 
     def finish(self, images: int, stages: list[dict[str, Any]] | None = None) -> Timings:
         end = time.perf_counter()
         self.events["end"] = time.time()
-        return Timings(self.start, self.after_read_call, end, images, stages, self.events)
+        return Timings(self.start, self.after_read_call, end, images, stages, self.events,
+                       [self.driver.as_dict(), *self.lanes])
 
 
 def write_predictions(batches: Iterable[pa.Table], path: Path, save_logits: bool, expected_images: int,
@@ -97,7 +110,9 @@ def write_predictions(batches: Iterable[pa.Table], path: Path, save_logits: bool
     with progress_bar(*columns, show=show_progress) as progress, pq.ParquetWriter(path, schema) as writer:
         task = progress.add_task("images", total=expected_images, rate="")
         for batch in within_stall_limit(batches, stall_timeout_s):
-            stopwatch.events.setdefault("first_predictions", time.time())
+            stopwatch.first_predictions()
+            if STARTUP_COLUMN in batch.column_names:
+                stopwatch.lanes += lanes_in(batch.column(STARTUP_COLUMN).to_pylist())
             writer.write_table(batch.select(schema.names).cast(schema))
             images += batch.num_rows
             rate = images / (time.perf_counter() - stopwatch.start)

@@ -19,6 +19,7 @@ from bench.results.secrets import scrub_uri
 from bench.run import datasets
 from bench.run.launchers import Launcher, launcher
 from bench.stages import precision, quantize
+from bench.stages.startup import Lane
 from bench.stages.weights import load_model, resolve_weights_file
 from bench.telemetry import collector, summary
 from bench.variants import variant
@@ -104,6 +105,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
     """One run of ``config`` through ``engine`` (default: Ray), on a named synthetic ``size`` or
     the dataset at ``data``; returns the bundle's path."""
     engine = engine or launcher("ray")
+    driver = Lane("driver")
     if address:  # a cluster decides where the data may come from
         engine.connect(address)
         if not data and len(engine.nodes()) > 1:
@@ -114,12 +116,20 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         raise BenchError(f"{dataset.uri}: unknown dataset format {dataset.manifest['format']!r}")
     _, weights_sha256 = load_model(config.weights, config.weights_seed)  # fails early on missing weights
     engine.connect(address)
+    driver.mark("engine connected")
     nodes = engine.nodes()
     placement = engine.place(config, nodes)
     config = resolve(config, placement.kind, dataset.manifest["format"])
     engine.check_readable(dataset, placement)
+    driver.mark("cluster ready")
 
     int8_state, int8 = quantized_model(dataset, config, show_progress) if config.precision == "int8" else (None, None)
+    if int8_state is not None:
+        driver.mark("int8 calibrated")
+
+    warmup = engine.warm_up(config, nodes)
+    if warmup is not None:
+        driver.mark("warm-up done")
 
     writer = bundle.BundleWriter(out or default_out(dataset.size, config.pipeline))
     report_abandoned(writer.abandoned)
@@ -129,7 +139,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         try:
             try:
                 timings, stats = engine.execute(dataset, config, placement, predictions, weights_sha256, show_progress,
-                                                int8_state)
+                                                int8_state, driver)
             except Exception as exc:
                 raise engine.failure(exc, dataset) from exc
         finally:
@@ -180,6 +190,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             images_per_node=images_per_node(predictions),
             stages=timings.stages or [],
             events=timings.events,
+            startup={"lanes": timings.lanes or [], "warmup": warmup},
             telemetry=summary.summarise(samples, timings.images) if samples is not None else None,
             reference=reference.ray_run_for(dataset.size),
             nodes={"at_start": sorted(n["node_id"] for n in nodes), "lost": lost},

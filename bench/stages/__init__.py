@@ -13,3 +13,8 @@ Preprocessing that needs no torch must not import it: torch and torchvision cost
 that imports them seconds of a core and hundreds of MB (docs/performance.md), and Ray imports a
 preprocessing function's module in every worker that runs it.
 """
+
+import time
+
+# When this process first loaded a stage (for a model actor: its class arriving, before torch).
+LOADED = time.time()

@@ -3,6 +3,7 @@ turning logits into predictions. Plain Python: no Ray needed."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +12,13 @@ import numpy as np
 import torch
 
 from bench.stages.handoff import node_name
+from bench.stages.startup import COLUMN as STARTUP_COLUMN
+from bench.stages.startup import Lane
 from data_prep.common.cores import usable_cores
 
 TOP_K = 5
+# When this process had torch (imported above): a model actor's first start-up phase.
+TORCH_IMPORTED = time.time()
 
 
 @contextmanager
@@ -67,6 +72,12 @@ class ModelStage:
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
         from bench.errors import BenchError
 
+        from bench.stages import LOADED
+
+        self.startup = Lane("model stage")
+        self.startup.mark("stages loading", LOADED)
+        self.startup.mark("torch imported", TORCH_IMPORTED)
+        self.startup.mark("constructor started")
         ieee_fp32()
         self.device = resolve_device(device)
         self.precision = precision
@@ -79,9 +90,10 @@ class ModelStage:
                 raise BenchError("int8 runs the driver's calibrated model (bench.stages.quantize.calibrate); none was given")
             from bench.stages.quantize import load
 
-            self.int8_model = load(int8_state)
+            self.int8_model = load(int8_state, self.startup)
         else:
             self.model = self._load_fp32()
+        self.startup.mark("on the device")
 
     def _load_fp32(self) -> torch.nn.Module:
         """This node's fp32 model on the device, refused if its weights are not the driver's."""
@@ -89,7 +101,7 @@ class ModelStage:
         from bench.stages.weights import load_model
 
         weights, weights_seed, memory_format, expected_sha256 = self._fp32_source
-        model, sha256 = load_model(weights, weights_seed)
+        model, sha256 = load_model(weights, weights_seed, self.startup)
         if expected_sha256 and sha256 != expected_sha256:
             raise BenchError(f"{node_name()} loaded weights {sha256[:16]}..., not the driver's "
                              f"{expected_sha256[:16]}...: give every node the same weights file")
@@ -113,7 +125,13 @@ class ModelStage:
             return self.forward(self.inputs(images), precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return predictions(batch, self.logits(batch["image"], self.precision), self.save_logits)
+        self.startup.mark("first batch in")
+        logits = self.logits(batch["image"], self.precision)
+        self.startup.mark("first forward done")
+        out = predictions(batch, logits, self.save_logits)
+        self.startup.mark("first batch out")
+        out[STARTUP_COLUMN] = self.startup.column(len(batch["id"]))
+        return out
 
 
 def threads_per_call(device: torch.device, calls_in_parallel: int) -> int | None:

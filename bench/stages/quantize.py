@@ -69,13 +69,18 @@ def calibrate(model: torch.nn.Module, batches: Iterable[torch.Tensor]) -> bytes:
     return buffer.getvalue()
 
 
-def load(state: bytes) -> torch.nn.Module:
-    """The int8 model from ``calibrate``'s bytes, ready for CPU inference on fp32 input."""
+def load(state: bytes, lane=None) -> torch.nn.Module:
+    """The int8 model from ``calibrate``'s bytes, ready for CPU inference on fp32 input.
+    ``lane`` (bench.stages.startup.Lane), if given, gets the phases marked."""
     with _quiet(), warnings.catch_warnings():
         # The empty skeleton's observers saw no data; its scales are replaced just below.
         warnings.filterwarnings("ignore", message="must run observer before calling calculate_qparams")
         model = torch.ao.quantization.convert(_skeleton(None))
+        if lane is not None:
+            lane.mark("model built")
         model.load_state_dict(torch.load(io.BytesIO(state), weights_only=True))
+        if lane is not None:
+            lane.mark("weights loaded and verified")
     return model
 
 

@@ -47,14 +47,19 @@ def resolve_weights_file(weights: str) -> Path:
     return path
 
 
-def load_model(weights: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """(model in eval mode on the CPU, weights sha256). ``weights``: random, imagenet or a path."""
+def load_model(weights: str, seed: int = 0, lane=None) -> tuple[torch.nn.Module, str]:
+    """(model in eval mode on the CPU, weights sha256). ``weights``: random, imagenet or a path.
+    ``lane`` (bench.stages.startup.Lane), if given, gets the phases marked."""
+    mark = lane.mark if lane is not None else (lambda phase: None)
     if weights == "random":
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         model = resnet50(weights=None)
         torch.random.set_rng_state(generator_state)
-        return model.eval(), state_dict_sha256(model)
+        mark("model built")
+        sha256 = state_dict_sha256(model)
+        mark("weights loaded and verified")
+        return model.eval(), sha256
     path = resolve_weights_file(weights)
     with path.open("rb") as handle:
         sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -64,9 +69,13 @@ def load_model(weights: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
             f"{path} is corrupt: its sha256 {sha256[:16]}... does not start with {expected.group(1)} as its "
             "name says; download it again"
         )
-    model = resnet50(weights=None)
+    # A skeleton without storage: its random initialisation would be overwritten at once.
+    with torch.device("meta"):
+        model = resnet50(weights=None)
+    mark("model built")
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), assign=True)
     except Exception as exc:
         raise BenchError(f"{path} is not a ResNet-50 state dict: {exc}") from exc
+    mark("weights loaded and verified")
     return model.eval(), sha256

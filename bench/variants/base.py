@@ -41,6 +41,12 @@ class Variant(ABC):
     def predictor(self) -> type:
         """The model stage's class (bench.stages.model.ModelStage); importing it imports torch."""
 
+    def warm_modules(self) -> list[str]:
+        """What a warm-up loads in the worker processes before the timer: what the read and
+        preprocessing tasks run. Not the model's torch: Ray starts each actor in a fresh process
+        (docs/performance.md), and the tasks would carry torch's memory for nothing."""
+        return ["ray.data", self.preprocess().__module__]
+
     def keep_encoded(self) -> Callable[[Batch], Batch]:
         """The preprocessing that passes JPEG bytes on for the model's device to decode."""
         raise NotImplementedError(f"the {self.name} variant does not decode on the model's device")

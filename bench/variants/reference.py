@@ -12,7 +12,8 @@ class Reference(Variant):
     aliases = ("seed",)
     summary = "the reference benchmark's code path, faithfully (float32 tensors shipped to an fp32 model)"
     # Its script's settings on every device: batch 1000, fp32, max_concurrency=2 (threaded).
-    defaults = {"batch_size": 1000, "precision": "fp32", "calls_per_actor": 2, "threaded_actors": True}
+    defaults = {"batch_size": 1000, "precision": "fp32", "calls_per_actor": 2, "threaded_actors": True,
+                "warm_up": False}
     reference_start = True
 
     def preprocess(self):

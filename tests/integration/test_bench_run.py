@@ -325,3 +325,43 @@ def test_the_read_block_size_cuts_reads_into_smaller_blocks_and_loses_nothing(ra
     assert blocks > tasks and result["config"]["read_block_mib"] == 1
     assert result["predictions_sha256"] == json.loads((bundles["fast"] / bundle.RESULT).read_text())["predictions_sha256"]
 
+
+
+MODEL_PHASES = ["process up", "stages loading", "torch imported", "constructor started", "model built",
+                "weights loaded and verified", "on the device", "first batch in", "first forward done", "first batch out"]
+
+
+def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bundles):
+    import os
+
+    import ray
+
+    for name in ("fast", "seed"):
+        result = bundle.load(bundles[name])
+        lanes = {lane["lane"]: lane for lane in result.startup["lanes"] if lane["lane"] == "driver"}
+        actors = [lane for lane in result.startup["lanes"] if lane["lane"] == "model stage"]
+        driver = lanes["driver"]
+        assert driver["pid"] == os.getpid()
+        in_order = [phase for phase, _ in next(lane for lane in result.startup_lanes() if lane["lane"] == "driver")["phases"]]
+        assert in_order[-3:] == ["timer started", "dataset planned", "first predictions"]
+        assert driver["marks"]["timer started"] == result.events["start"]
+        assert driver["marks"]["first predictions"] == result.events["first_predictions"]
+        assert actors, "every model actor that computed a batch hands on its lane"
+        alive = {node["NodeID"] for node in ray.nodes()}
+        for actor in actors:
+            assert actor["pid"] != os.getpid() and actor["node"] in alive  # marked in the actor's own process
+            times = [actor["marks"][phase] for phase in MODEL_PHASES]
+            assert times == sorted(times), dict(zip(MODEL_PHASES, times))
+            # The actor's first batch went out before the driver had any predictions.
+            assert actor["marks"]["first batch out"] <= result.events["first_predictions"]
+        relative = {lane["lane"]: dict(lane["phases"]) for lane in result.startup_lanes()}
+        assert relative["driver"]["timer started"] == 0.0
+        assert result.startup_s == pytest.approx(relative["driver"]["first predictions"])
+    # The fast pipeline warms the workers up before its timer; the reference keeps its cold start.
+    fast, seed = bundle.load(bundles["fast"]), bundle.load(bundles["seed"])
+    assert fast.config["warm_up"] is True and fast.startup["warmup"]["tasks"] >= 1
+    assert fast.startup["warmup"]["imports"] == ["ray.data", "bench.stages.crops"]
+    assert seed.config["warm_up"] is False and seed.startup["warmup"] is None
+    assert "warm-up done" in fast.startup["lanes"][0]["marks"] and "warm-up done" not in seed.startup["lanes"][0]["marks"]
+    # The predictions file never holds the lanes' column.
+    assert "startup" not in pq.read_schema(bundles["fast"] / bundle.PREDICTIONS).names

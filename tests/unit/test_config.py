@@ -53,6 +53,7 @@ def test_the_reference_keeps_its_settings_on_every_device_and_seed_is_its_alias(
     (dict(batch_size=0), "batch-size must be at least 1, not 0"),
     (dict(actors=-1), "actors must be at least 1"),
     (dict(pipeline="reference", decode_on_device=True), "--decode-on-device needs --pipeline fast"),
+    (dict(pipeline="seed", warm_up=True), "--warm-up is not for --pipeline reference: it keeps the reference's cold start"),
 ])
 def test_a_config_is_checked_when_it_is_made(given, message):
     with pytest.raises(BenchError, match=re.escape(message)):
@@ -86,7 +87,16 @@ def test_a_recorded_config_reads_in_todays_terms():
     today = in_todays_terms(old)
     assert today["pipeline"] == "reference" and today["weights_seed"] == 0 and today["calls_per_actor"] == 2
     assert "extra" not in today and "seed" not in today and today["whole_batches"] is False  # a later setting's default
-    assert RunConfig.from_dict(old) == RunConfig(pipeline="reference", calls_per_actor=2, batch_size=1000)
+    assert RunConfig.from_dict(old) == RunConfig(pipeline="reference", calls_per_actor=2, batch_size=1000,
+                                                 warm_up=False)
+    assert today["warm_up"] is False  # runs from before the warm-up existed had none
+
+
+def test_the_fast_pipeline_warms_up_and_the_reference_starts_cold_as_it_did():
+    for kind in ("cpu", "cuda"):
+        assert resolve(RunConfig(), kind, "raw").warm_up is True
+        assert resolve(RunConfig(warm_up=False), kind, "raw").warm_up is False
+        assert resolve(RunConfig(pipeline="reference"), kind, "raw").warm_up is False
 
 
 def test_every_variant_declares_what_the_contract_asks():

@@ -11,6 +11,7 @@ from bench.config import RunConfig
 from bench.run.cluster import Placement
 from bench.run.datasets import Dataset
 from bench.run.predictions import Timings
+from bench.stages.startup import Lane
 
 
 class Launcher(ABC):
@@ -39,9 +40,11 @@ class Launcher(ABC):
 
     @abstractmethod
     def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
-                weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, str | None]:
+                weights_sha256: str, show_progress: bool, int8_state: bytes | None,
+                driver: Lane) -> tuple[Timings, str | None]:
         """The timed run: every image of ``dataset`` predicted into ``predictions``; its timings
-        and the engine's own statistics text (None where there is none)."""
+        and the engine's own statistics text (None where there is none). ``driver`` is this
+        process's start-up lane, marked from the timer's start on (bench.run.predictions.Stopwatch)."""
 
     @abstractmethod
     def accuracy_costs(self, config: RunConfig, placement: Placement, weights_sha256: str,
@@ -51,6 +54,10 @@ class Launcher(ABC):
     def check_readable(self, dataset: Dataset, placement: Placement) -> None:
         """Before the timer: every node that will read ``dataset`` can (default: one process, which
         has read the manifest already)."""
+
+    def warm_up(self, config: RunConfig, nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Before the timer: what the engine did to start its workers, or None (default: nothing)."""
+        return None
 
     def failure(self, exc: Exception, dataset: Dataset) -> Exception:
         """What to tell the user of an exception from the timed run (default: as it is)."""

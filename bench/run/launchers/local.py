@@ -32,6 +32,7 @@ from bench.run.cluster import Placement
 from bench.run.datasets import Dataset
 from bench.run.launchers.base import Launcher
 from bench.run.predictions import Stopwatch, Timings, write_predictions
+from bench.stages.startup import Lane
 from bench.variants import variant
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS, table_to_batch
@@ -90,7 +91,8 @@ class LocalLauncher(Launcher):
         return handle.stop()
 
     def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
-                weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, None]:
+                weights_sha256: str, show_progress: bool, int8_state: bytes | None,
+                driver: Lane) -> tuple[Timings, None]:
         chosen = variant(config.pipeline)
         fmt = dataset.manifest["format"]
         # The loader reads rows with the shard format's own reader: raw and pixel shards alike
@@ -98,7 +100,7 @@ class LocalLauncher(Launcher):
         preprocess = chosen.keep_encoded() if config.decode_on_device else chosen.preprocess()
         processes = self.options["loader"] == "processes" or (
             self.options["loader"] == "auto" and fmt == "jpeg" and not config.decode_on_device)
-        stopwatch = Stopwatch()
+        stopwatch = Stopwatch(driver)
         with loader_pool(self.options["workers"], processes) as pool:
             batches = model_batches(dataset.shard_files, dataset.filesystem, preprocess, config.batch_size, pool,
                                     self.options["prefetch"], pin=placement.device == "cuda")

@@ -15,6 +15,9 @@ from bench.run.datasets import Dataset
 from bench.run.launchers.base import Launcher
 from bench.run.predictions import Timings
 from bench.run.shardcheck import node_problem
+from bench.run.warmup import warm_workers
+from bench.stages.startup import Lane
+from bench.variants import variant
 from bench.telemetry import collector
 from data_prep.common.ray_cluster import alive_nodes, ask_every_node
 
@@ -43,9 +46,10 @@ class RayLauncher(Launcher):
         return collector.stop_cluster_telemetry(handle)
 
     def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
-                weights_sha256: str, show_progress: bool, int8_state: bytes | None) -> tuple[Timings, str]:
+                weights_sha256: str, show_progress: bool, int8_state: bytes | None,
+                driver: Lane) -> tuple[Timings, str]:
         return pipeline.run(dataset.shard_files, dataset.filesystem, config, placement, predictions, dataset.images,
-                            weights_sha256, show_progress, int8_state, dataset.manifest["format"])
+                            weights_sha256, show_progress, int8_state, dataset.manifest["format"], driver)
 
     def accuracy_costs(self, config: RunConfig, placement: Placement, weights_sha256: str,
                        sample: dict[str, Any], int8_state: bytes | None) -> dict[str, Any]:
@@ -67,6 +71,13 @@ class RayLauncher(Launcher):
                 + "; ".join(problems) + ". Every node reads them: put the dataset on s3:// (`data-prep synth ... --out "
                 "s3://BUCKET/PATH --address auto` makes it there, from the cluster; each node needs credentials for the "
                 "bucket) or on a filesystem every node mounts at the same path; no bundle was written")
+
+    def warm_up(self, config: RunConfig, nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The cluster's worker processes started, the model stage's modules loaded in them
+        (bench.run.warmup); none for a variant that keeps the reference's cold start."""
+        if not config.warm_up:
+            return None
+        return warm_workers(nodes, variant(config.pipeline).warm_modules())
 
     def failure(self, exc: Exception, dataset: Dataset) -> Exception:
         """Ray's task errors, as one line that says what to do; anything else unchanged."""

@@ -1,0 +1,95 @@
+"""The start-up timeline: lanes marked in their own process, handed on once with the first
+batch, read back as seconds from the timer's start; the weights file's skeleton load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from torchvision.models import resnet50
+
+from bench.results.result import Result
+from bench.stages.startup import Lane, lanes_in
+from bench.stages.weights import load_model
+
+
+def test_a_lane_keeps_each_phases_first_time_and_starts_at_the_process():
+    lane = Lane("model stage")
+    lane.mark("first batch in", 10.0)
+    lane.mark("first batch in", 20.0)
+    assert lane.marks["first batch in"] == 10.0
+    assert lane.marks["process up"] == psutil.Process().create_time() <= time.time()
+
+
+def test_a_lane_is_handed_on_once_whichever_call_asks_first():
+    lane = Lane("model stage")
+    lane.mark("first batch out")
+    columns = []
+
+    def call() -> None:
+        columns.append(lane.column(16))
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [lane for column in columns for lane in lanes_in(column)]
+    assert len(handed) == 1 and handed[0]["marks"]["first batch out"] == lane.marks["first batch out"]
+    assert all(len(column) == 16 and column.dtype == object for column in columns)
+    assert sum(value != "" for column in columns for value in column) == 1  # on one row of one batch
+
+
+def result_with(startup, events):
+    return Result(images=4, throughput_img_s=1.0, throughput_img_s_excl_metadata=1.0, timings={"wall_s": 4.0},
+                  dataset_sha256="d", weights_sha256="w", pipeline="fast", config={}, events=events, startup=startup)
+
+
+def test_lanes_read_as_seconds_from_the_timers_start_in_the_order_reached():
+    lanes = [{"lane": "driver", "node": "n", "pid": 1, "marks": {"process up": 90.0, "timer started": 100.0,
+                                                                  "first predictions": 103.5}},
+             {"lane": "model stage", "node": "n", "pid": 2, "marks": {"first batch in": 102.0, "process up": 100.5}}]
+    result = result_with({"lanes": lanes, "warmup": None}, {"start": 100.0, "first_predictions": 103.5, "end": 104.0})
+    relative = result.startup_lanes()
+    assert relative[0]["phases"] == [("process up", -10.0), ("timer started", 0.0), ("first predictions", 3.5)]
+    assert relative[1]["phases"] == [("process up", 0.5), ("first batch in", 2.0)]
+    assert result.startup_s == 3.5 and result.streaming_img_s == pytest.approx(4 / 0.5)
+    # A bundle made before the timeline has none, and says so rather than failing.
+    assert result_with(None, {"start": 1.0}).startup_lanes() == []
+
+
+def test_the_lanes_column_survives_a_json_round_trip():
+    lane = Lane("driver")
+    lane.mark("timer started", 5.0)
+    column = lane.column(3)
+    assert lanes_in(np.array(["", *column[:1]], dtype=object))[0] == json.loads(json.dumps(lane.as_dict()))
+
+
+def test_a_weights_file_loads_into_a_skeleton_exactly_as_torchvision_loads_it(tmp_path):
+    torch.manual_seed(3)
+    state = resnet50(weights=None).state_dict()
+    raw = tmp_path / "raw.pth"
+    torch.save(state, raw)
+    digest = hashlib.sha256(raw.read_bytes()).hexdigest()
+    path = tmp_path / f"resnet50-{digest[:8]}.pth"
+    raw.rename(path)
+    lane = Lane("model stage")
+    model, sha256 = load_model(str(path), lane=lane)
+    assert sha256 == digest
+    assert list(lane.marks)[-2:] == ["model built", "weights loaded and verified"]
+    plain = resnet50(weights=None)  # the reference: torchvision's model, its state loaded the usual way
+    plain.load_state_dict(torch.load(path, weights_only=True))
+    plain.eval()
+    loaded = model.state_dict()
+    assert set(loaded) == set(plain.state_dict())
+    for name, tensor in plain.state_dict().items():
+        assert loaded[name].device.type == "cpu" and torch.equal(loaded[name], tensor), name
+    images = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(model(images), plain(images))
