@@ -28,7 +28,8 @@ app = make_app(
     "result bundles.\n\nQuick start: `bench run mini` (makes the synthetic data on first use), then "
     "`bench verify BUNDLE` and `bench compare A B`.",
 )
-out = Console(highlight=False, soft_wrap=True, width=None if Console().is_terminal else 160)
+# Piped output (a log, a file) keeps the widest table on one line per row.
+out = Console(highlight=False, soft_wrap=True, width=None if Console().is_terminal else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SizeArg = Annotated[Optional[str], typer.Argument(
@@ -65,16 +66,20 @@ def run_command(
     skip_bad_shards: Annotated[bool, typer.Option(help="Run without shards that are missing, damaged or of the wrong shape, and record each skip in the bundle (default: stop with an error naming the shard).")] = False,
     decode_on_device: Annotated[bool, typer.Option(help="JPEG data, fast pipeline: the model actors decode, resize and crop on their device (nvJPEG on a GPU) instead of the CPU tasks doing it, for GPUs whose hosts cannot decode fast enough. Its accuracy cost against CPU decoding is measured and kept in the bundle.")] = False,
     launcher_name: Annotated[str, typer.Option("--launcher", help="ray (Ray Data, on this machine or --address's cluster) or local (the same stages in this one process, without any engine: the practical limit, and what runs where Ray is not installed).")] = "ray",
+    warm_up: Annotated[Optional[bool], typer.Option("--warm-up/--no-warm-up", help="Before the timer, start a worker process per CPU of the cluster with the model stage's modules loaded, as Ray's own benchmarks warm up (default: on for fast; the reference keeps the reference's cold start). The bundle records that it ran.")] = None,
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
 
-    Prints the bundle's path as the last line of stdout.
+    Prints three figures: the headline (images / wall time from before the first read, the
+    reference's definition), the streaming rate once predictions flow, and the start-up (seconds
+    to the first predictions); result.json's ``startup`` holds where those seconds went, one lane
+    per process, and report.html draws it. Prints the bundle's path as the last line of stdout.
     """
     if size and data:
         raise BenchError("give either SIZE or --data, not both")
     config = RunConfig(pipeline=pipeline, batch_size=batch_size, actors=actors, device=device,
                        precision=precision, weights=weights, weights_seed=weights_seed, save_logits=save_logits,
-                       stall_timeout_s=stall_timeout, decode_on_device=decode_on_device)
+                       stall_timeout_s=stall_timeout, decode_on_device=decode_on_device, warm_up=warm_up)
     path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
                       skip_bad_shards=skip_bad_shards, engine=launcher(launcher_name))
     result = bundle.load(path)
@@ -83,10 +88,20 @@ def run_command(
     out.print(f"{result.images:,} images, {result.throughput_img_s:,.1f} img/s "
               f"({result.throughput_img_s_excl_metadata:,.1f} img/s excluding metadata fetch), "
               f"pipeline {result.pipeline}, predictions sha256 {result.predictions_sha256[:16]}")
+    out.print(three_figures(result))
     if result.accuracy:
         out.print(f"top-1 {result.accuracy['top1']:.4f}, top-5 {result.accuracy['top5']:.4f} "
                   f"on {result.accuracy['labelled_images']:,} labelled images")
     typer.echo(str(path))
+
+
+def three_figures(result) -> str:
+    """The headline, the streaming rate and the start-up, in one line."""
+    if result.startup_s is None or result.streaming_img_s is None:
+        return f"headline {result.throughput_img_s:,.1f} img/s (no start-up marks in this bundle)"
+    warm = "after a warm-up" if (result.startup or {}).get("warmup") else "cold start"
+    return (f"headline {result.throughput_img_s:,.1f} img/s = start-up {result.startup_s:.1f} s ({warm}), then "
+            f"streaming {result.streaming_img_s:,.1f} img/s")
 
 
 @app.command("verify")
@@ -189,8 +204,9 @@ def compare_command(
     bundles: Annotated[list[Path], typer.Argument(help="Two or more bundles; the first is the baseline.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object for machines.")] = False,
 ) -> None:
-    """Throughput and its ratio, same data? same weights? same predictions? top-1 agreement, and
-    which settings and environment differ.
+    """The three figures and their ratios (headline img/s, streaming img/s once predictions flow,
+    start-up seconds to the first predictions), same data? same weights? same predictions?
+    top-1 agreement, and which settings and environment differ.
 
     "same predictions" compares the bundles' predictions_sha256 (every image's top-1 answer):
     yes means the runs reproduced each other bit for bit."""
@@ -201,18 +217,27 @@ def compare_command(
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(title=f"baseline: {report['baseline']}")
-    for column in ("bundle", "pipeline", "images", "img/s", "ratio", "same data", "same weights", "same predictions",
-                   "top-1 agree", "config differs", "env differs"):
+    for column in ("bundle", "pipeline", "images", "img/s", "ratio", "streaming img/s", "start-up s",
+                   "same data", "same weights", "same predictions", "top-1 agree", "config differs", "env differs"):
         table.add_column(column)
     for row in report["rows"]:
         agreement = row["top1_agreement"]
         table.add_row(
             Path(row["bundle"]).name, row["pipeline"], f"{row['images']:,}", f"{row['throughput_img_s']:,.1f}",
-            f"{row['ratio_to_first']:.2f}x", _yes(row["same_data"]), _yes(row["same_weights"]), _yes(row["same_predictions"]),
+            f"{row['ratio_to_first']:.2f}x", _streaming_cell(row),
+            "-" if row["startup_s"] is None else f"{row['startup_s']:.1f}", _yes(row["same_data"]), _yes(row["same_weights"]), _yes(row["same_predictions"]),
             "-" if agreement is None else f"{agreement:.4f}", ", ".join(row["config_differences"]) or "-",
             ", ".join(row["env_differences"]) or "-",
         )
     out.print(table)
+
+
+def _streaming_cell(row: dict) -> str:
+    """"66.3 (0.99x)": the streaming rate and its ratio to the baseline's."""
+    if row["streaming_img_s"] is None:
+        return "-"
+    ratio = f" ({row['streaming_ratio_to_first']:.2f}x)" if row["streaming_ratio_to_first"] is not None else ""
+    return f"{row['streaming_img_s']:,.1f}{ratio}"
 
 
 def _yes(value: bool) -> str:

@@ -37,6 +37,10 @@ def config_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(key for key in left.keys() | right.keys() if left.get(key) != right.get(key))
 
 
+def ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
 def compare(bundles: list[Path]) -> dict[str, Any]:
     results = [bundle.load(b) for b in bundles]
     envs = [bundle.env_of(b) for b in bundles]
@@ -49,6 +53,11 @@ def compare(bundles: list[Path]) -> dict[str, Any]:
             "images": result.images,
             "throughput_img_s": result.throughput_img_s,
             "ratio_to_first": result.throughput_img_s / base.throughput_img_s,
+            "streaming_img_s": result.streaming_img_s,
+            "streaming_ratio_to_first": ratio(result.streaming_img_s, base.streaming_img_s),
+            "startup_s": result.startup_s,
+            "startup_s_minus_first": (result.startup_s - base.startup_s
+                                      if result.startup_s is not None and base.startup_s is not None else None),
             "same_data": result.dataset_sha256 == base.dataset_sha256,
             "same_weights": result.weights_sha256 == base.weights_sha256,
             "same_predictions": result.predictions_sha256 == base.predictions_sha256,

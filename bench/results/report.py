@@ -101,6 +101,29 @@ def stages_plot(run: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
+def startup_plot(run: dict[str, Any]) -> str | None:
+    """One lane per process (the driver, each model stage): each phase a segment from the
+    phase before, in seconds from the timer's start (left of 0: before it)."""
+    lanes = run["result"].startup_lanes()
+    if not lanes:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 0.9 * len(lanes) + 1.4))
+    colours = plt.get_cmap("tab20").colors
+    for y, lane in enumerate(lanes):
+        phases = lane["phases"]
+        for index, ((_, begin), (phase, end)) in enumerate(zip(phases, phases[1:])):
+            ax.broken_barh([(begin, max(end - begin, 0.02))], (y - 0.35, 0.7), color=colours[index % len(colours)])
+            if end - begin >= 1.0:  # the short ones are in the table below the plot
+                ax.text((begin + end) / 2, y, f"{phase}\n{end - begin:.1f} s", fontsize=6, ha="center", va="center")
+    ax.axvline(0, color="tab:red", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(lanes)), [f"{lane['lane']} (pid {lane['pid']}, node {lane['node'][:8]})" for lane in lanes],
+                  fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds from the timer's start (red line); each mark taken in its own process")
+    ax.set_title(f"{run['name']}: start-up")
+    return _png(fig)
+
+
 def nvml_note(nvml: list[dict[str, Any]] | None) -> str:
     """What NVML said on each node, in words (bundles from before it was recorded: nothing)."""
     said = []
@@ -113,13 +136,41 @@ def nvml_note(nvml: list[dict[str, Any]] | None) -> str:
     return "; ".join(said)
 
 
+def startup_table(result: Result) -> str:
+    """The lanes' phases as a table: when each was reached, and how long it took from the one before."""
+    rows = []
+    for lane in result.startup_lanes():
+        previous = None
+        for phase, at in lane["phases"]:
+            took = "" if previous is None else f"{at - previous:.2f}"
+            rows.append(f"<tr><td>{html.escape(lane['lane'])} (pid {lane['pid']})</td><td>{html.escape(phase)}</td>"
+                        f"<td>{at:.2f}</td><td>{took}</td></tr>")
+            previous = at
+    if not rows:
+        return ""
+    return ("<table class=\"startup\"><tr><th>process</th><th>phase</th><th>s from the timer's start</th>"
+            "<th>s since the phase before</th></tr>" + "".join(rows) + "</table>")
+
+
+def startup_note(result: Result) -> str:
+    warmup = (result.startup or {}).get("warmup")
+    if not result.startup_lanes():
+        return "no start-up timeline in this bundle (made before the kit recorded one)"
+    if not warmup:
+        return "cold start: no warm-up ran before the timer"
+    return (f"before the timer, a warm-up ran {warmup['tasks']} task(s) in {warmup['processes']} worker process(es), "
+            f"loading {', '.join(warmup['imports'])}, in {warmup['seconds']:.1f} s")
+
+
 def _summary_table(runs: list[dict[str, Any]]) -> str:
-    head = ("bundle", "pipeline", "images", "img/s", "img/s excl. metadata", "J/image", "images/kWh", "dataset sha256", "weights sha256")
+    head = ("bundle", "pipeline", "images", "img/s", "img/s excl. metadata", "streaming img/s", "start-up s", "J/image", "images/kWh", "dataset sha256", "weights sha256")
     body = []
     for run in runs:
         r, t = run["result"], run["result"].telemetry or {}
         cells = (run["name"], r.pipeline, f"{r.images:,}", f"{r.throughput_img_s:,.2f}",
                  f"{r.throughput_img_s_excl_metadata:,.2f}",
+                 f"{r.streaming_img_s:,.2f}" if r.streaming_img_s else "n/a",
+                 f"{r.startup_s:.1f}" if r.startup_s is not None else "n/a",
                  f"{t['energy_j_per_image']:.3f}" if t.get("energy_j_per_image") else "n/a",
                  f"{t['images_per_kwh']:,.0f}" if t.get("images_per_kwh") else "n/a",
                  r.dataset_sha256[:16], r.weights_sha256[:16])
@@ -129,7 +180,7 @@ def _summary_table(runs: list[dict[str, Any]]) -> str:
 
 def render(paths: list[Path]) -> str:
     runs = [_load(p) for p in paths]
-    sections = [("Throughput", throughput_plot(runs), "")]
+    sections = [("Throughput", throughput_plot(runs), "", "")]
     for run in runs:
         unavailable = (run["result"].telemetry or {}).get("unavailable") or []
 
@@ -144,19 +195,21 @@ def render(paths: list[Path]) -> str:
         nvml = nvml_note((run["result"].telemetry or {}).get("nvml"))
         gpu_notes = [notes("gpu") or ("" if gpu else "no GPU telemetry in this run"), nvml]
         sections += [
-            (f"{name}: GPUs over time", gpu, "; ".join(n for n in gpu_notes if n)),
-            (f"{name}: CPU and memory", host, notes("host", "node")),
-            (f"{name}: object store", store, notes("object_store") or ("" if store else "no object-store telemetry")),
-            (f"{name}: stage times", stages_plot(run), ""),
+            (f"{name}: GPUs over time", gpu, "; ".join(n for n in gpu_notes if n), ""),
+            (f"{name}: CPU and memory", host, notes("host", "node"), ""),
+            (f"{name}: object store", store, notes("object_store") or ("" if store else "no object-store telemetry"), ""),
+            (f"{name}: start-up", startup_plot(run), startup_note(run["result"]), startup_table(run["result"])),
+            (f"{name}: stage times", stages_plot(run), "", ""),
         ]
     plots = [s for s in sections if s[1]]
     parts = []
-    for title, png, note in sections:
+    for title, png, note, table in sections:
         parts.append(f"<h2>{html.escape(title)}</h2>")
         if png:
             parts.append(f'<img class="plot" alt="{html.escape(title)}" src="data:image/png;base64,{png}">')
         if note:
             parts.append(f'<p class="note">{html.escape(note)}</p>')
+        parts.append(table)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>raybench report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} table{{border-collapse:collapse}}
