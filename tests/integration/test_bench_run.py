@@ -327,8 +327,12 @@ def test_the_read_block_size_cuts_reads_into_smaller_blocks_and_loses_nothing(ra
 
 
 
-MODEL_PHASES = ["process up", "stages loading", "torch imported", "constructor started", "model built",
-                "weights loaded and verified", "on the device", "first batch in", "first forward done", "first batch out"]
+# Ours builds the model in each actor; the reference ships the driver's, as its script did.
+MODEL_PHASES = {"fast": ["process up", "stages loading", "torch imported", "constructor started", "model built",
+                         "weights loaded and verified", "on the device", "first batch in", "first forward done",
+                         "first batch out"],
+                "seed": ["process up", "stages loading", "torch imported", "constructor started", "model received",
+                         "on the device", "first batch in", "first forward done", "first batch out"]}
 
 
 def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bundles):
@@ -350,10 +354,15 @@ def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bun
         alive = {node["NodeID"] for node in ray.nodes()}
         for actor in actors:
             assert actor["pid"] != os.getpid() and actor["node"] in alive  # marked in the actor's own process
-            times = [actor["marks"][phase] for phase in MODEL_PHASES]
-            assert times == sorted(times), dict(zip(MODEL_PHASES, times))
+            times = [actor["marks"][phase] for phase in MODEL_PHASES[name]]
+            assert times == sorted(times), dict(zip(MODEL_PHASES[name], times))
+            assert set(actor["marks"]) == set(MODEL_PHASES[name])
             # The actor's first batch went out before the driver had any predictions.
             assert actor["marks"]["first batch out"] <= result.events["first_predictions"]
+        # Each process that preprocessed hands on its lane too.
+        preprocessing = [lane for lane in result.startup["lanes"] if lane["lane"] == "preprocessing"]
+        assert preprocessing and all(lane["marks"]["first block preprocessed"] <= result.events["first_predictions"]
+                                     for lane in preprocessing)
         relative = {lane["lane"]: dict(lane["phases"]) for lane in result.startup_lanes()}
         assert relative["driver"]["timer started"] == 0.0
         assert result.startup_s == pytest.approx(relative["driver"]["first predictions"])
@@ -363,5 +372,7 @@ def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bun
     assert fast.startup["warmup"]["imports"] == ["ray.data", "bench.stages.crops"]
     assert seed.config["warm_up"] is False and seed.startup["warmup"] is None
     assert "warm-up done" in fast.startup["lanes"][0]["marks"] and "warm-up done" not in seed.startup["lanes"][0]["marks"]
+    assert "model in the object store" in seed.startup["lanes"][0]["marks"]
+    assert "model in the object store" not in fast.startup["lanes"][0]["marks"]
     # The predictions file never holds the lanes' column.
     assert "startup" not in pq.read_schema(bundles["fast"] / bundle.PREDICTIONS).names

@@ -93,3 +93,27 @@ def test_a_weights_file_loads_into_a_skeleton_exactly_as_torchvision_loads_it(tm
     images = torch.rand(2, 3, 224, 224)
     with torch.inference_mode():
         assert torch.equal(model(images), plain(images))
+
+
+def test_a_model_stage_carries_on_the_lanes_its_input_brought():
+    reader = Lane("preprocessing")
+    carried = reader.column(4)
+    carried = np.array([carried[0], "", "", ""], dtype=object)
+    model = Lane("model stage")
+    out = model.column(4, carried)
+    assert [lane["lane"] for lane in lanes_in(out)] == ["preprocessing", "model stage"]
+    again = model.column(4, np.array(["", "", "", ""], dtype=object))
+    assert lanes_in(again) == []  # each lane once
+
+
+def test_preprocessed_blocks_carry_their_process_lane_once():
+    from bench.stages import startup
+    from bench.stages.crops import preprocess
+
+    startup._preprocessing = None  # a process that has preprocessed nothing yet
+    batch = {"id": np.array(["a", "b"], dtype=object), "label": np.array([0, 1], dtype=np.int32),
+             "image": np.zeros((2, 256, 256, 3), dtype=np.uint8)}
+    first, second = preprocess(batch), preprocess(batch)
+    lanes = lanes_in(first[startup.COLUMN])
+    assert [lane["lane"] for lane in lanes] == ["preprocessing"] and "first block preprocessed" in lanes[0]["marks"]
+    assert lanes_in(second[startup.COLUMN]) == []
