@@ -353,6 +353,11 @@ def perf_table(report: dict) -> Table:
     if streaming["img_s"] is not None:
         table.add_row(f"ceiling vs streaming rate (after {streaming['startup_s']:.1f} s start-up)",
                       f"{figures['model_only_img_s']:,.1f}", f"{streaming['img_s']:,.1f}", f"{streaming['over_ceiling']:.2f}x")
+    startup = figures.get("startup") or {}
+    if all(s is not None for s in startup.get("first_batch_s", [None])):
+        table.add_row(f"start-up s ({figures['images']:,} images, the default's two runs): the model's first batch, "
+                      "first predictions", ", ".join(f"{s:.1f}" for s in startup["first_batch_s"]),
+                      ", ".join(f"{s:.1f}" for s in startup["first_predictions_s"]), "")
     micro_figures = figures["micro"]
     table.add_row("bench micro s (ideal vs measured)", f"{micro_figures['ideal_s']:.3f}", f"{micro_figures['measured_s']:.3f}",
                   f"+{figures['micro_overhead_s']:.3f} s")

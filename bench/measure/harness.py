@@ -124,6 +124,7 @@ def run_figures(result: Result) -> dict[str, Any]:
         "batch_size": config.batch_size, "calls_in_parallel": config.calls_in_parallel,
         "actors": result.placement.get("actors"), "images": result.images, "img_s": result.throughput_img_s,
         "wall_s": result.timings["wall_s"], "first_predictions_s": result.first_predictions_s,
+        "first_batch_s": result.first_batch_s,
         "streaming_img_s": result.streaming_img_s, "predictions_sha256": result.predictions_sha256,
         "dataset_sha256": result.dataset_sha256, "gpu_util_mean_pct": mean_gpu_util(telemetry),
         "energy_j_per_image": telemetry.get("energy_j_per_image"), "precision_cost": result.precision_cost,

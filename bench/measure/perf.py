@@ -84,6 +84,9 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
         "e2e_over_reference": default_img_s / reference["img_s"],
         "e2e_over_ceiling": large["img_s"] / model_only,
         "e2e_over_ceiling_small": default_img_s / model_only,
+        # The start-up goals' figures: the model's first batch, and the first predictions, after the timer.
+        "startup": {"first_batch_s": [r.get("first_batch_s") for r in defaults],
+                    "first_predictions_s": [r.get("first_predictions_s") for r in defaults]},
         "streaming": startup_and_rate(default["images"], fmean(r["wall_s"] for r in defaults),
                                       large["images"], large["wall_s"], model_only),
         "same_predictions_reference_default": reference["predictions_sha256"] == default["predictions_sha256"],

@@ -130,6 +130,14 @@ class Result:
         seconds from the timer's start to the first predictions."""
         return self.first_predictions_s
 
+    @property
+    def first_batch_s(self) -> float | None:
+        """Seconds from the timer's start until the first model stage had computed its first
+        batch (the start-up lanes; None for bundles from before them)."""
+        done = [dict(lane["phases"])["first batch out"] for lane in self.startup_lanes()
+                if lane["lane"] == "model stage" and "first batch out" in dict(lane["phases"])]
+        return min(done) if done else None
+
     def startup_lanes(self) -> list[dict[str, Any]]:
         """Each start-up lane with its phases as seconds from the timer's start (negative: before
         it), in the order reached; [] for bundles from before the timeline."""

@@ -96,7 +96,7 @@ def test_perf_table_shows_the_figures_it_was_given(monkeypatch, tmp_path):
         "streaming": {"img_s": 47.0, "startup_s": 11.3, "over_ceiling": 0.94},
         "micro": {"ideal_s": 2.0, "measured_s": 2.4}, "micro_overhead_s": 0.4,
         "memory": {"images": [1024, 16384], "peak_worker_private_mb": [1400.0, 1500.0], "growth": 1.07},
-        "precision_cost": None,
+        "precision_cost": None, "startup": {"first_batch_s": [9.8, 10.4], "first_predictions_s": [12.9, 13.3]},
     }
     report = {"device": "cpu: Test CPU (2 cores)", "cases": [], "figures": figures}
     monkeypatch.setattr(perf, "run", lambda *args, **kwargs: report)
@@ -109,6 +109,8 @@ def test_perf_table_shows_the_figures_it_was_given(monkeypatch, tmp_path):
     assert rows["model-only ceiling img/s (min vs max of 3, one per run)"] == ["40.0", "60.0", "1.50x"]
     assert rows["ceiling vs streaming rate (after 11.3 s start-up)"] == ["50.0", "47.0", "0.94x"]
     assert rows["peak worker MB (1,024 vs 16,384 images)"] == ["1,400", "1,500", "1.07x"]
+    startup = next(key for key in rows if key.startswith("start-up s (1,024 images"))
+    assert rows[startup] == ["9.8, 10.4", "12.9, 13.3", ""]
 
 
 class FakePredictor:
