@@ -97,9 +97,12 @@ def run_command(
 
 def three_figures(result) -> str:
     """The headline, the streaming rate and the start-up, in one line."""
-    if result.startup_s is None or result.streaming_img_s is None:
+    if result.startup_s is None:
         return f"headline {result.throughput_img_s:,.1f} img/s (no start-up marks in this bundle)"
     warm = "after a warm-up" if (result.startup or {}).get("warmup") else "cold start"
+    if result.streaming_img_s is None:
+        return (f"headline {result.throughput_img_s:,.1f} img/s; start-up {result.startup_s:.1f} s ({warm}), and "
+                "the first predictions held every image: no streaming rate")
     return (f"headline {result.throughput_img_s:,.1f} img/s = start-up {result.startup_s:.1f} s ({warm}), then "
             f"streaming {result.streaming_img_s:,.1f} img/s")
 

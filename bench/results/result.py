@@ -118,11 +118,13 @@ class Result:
 
     @property
     def streaming_img_s(self) -> float | None:
-        """Images per second once predictions flow: after the first predictions, to the end."""
+        """Images per second once predictions flow: those after the first predictions, over the
+        time from them to the end (None when the first predictions held every image)."""
         if "first_predictions" not in self.events or "end" not in self.events:
             return None
         streaming_s = self.events["end"] - self.events["first_predictions"]
-        return self.images / streaming_s if streaming_s > 0 else None
+        after = self.images - self.timings.get("first_predictions_images", 0)
+        return after / streaming_s if streaming_s > 0 and after > 0 else None
 
     @property
     def startup_s(self) -> float | None:

@@ -53,6 +53,7 @@ class Timings:
     stages: list[dict[str, Any]] | None = None  # per-operator wall times
     events: dict[str, float] | None = None  # wall-clock (time.time()) marks, for telemetry plots
     lanes: list[dict[str, Any]] | None = None  # start-up, the driver's then each model stage's (bench.stages.startup)
+    first_rows: int = 0  # images in the first predictions
 
     @property
     def listing_s(self) -> float:
@@ -82,13 +83,15 @@ class Stopwatch:
         self.start = time.perf_counter()
         self.after_read_call = self.start
         self.lanes: list[dict[str, Any]] = []  # the model stages', as their first batches bring them
+        self.first_rows = 0  # images in the first predictions
 
     def read_called(self) -> None:
         self.after_read_call = time.perf_counter()
         self.driver.mark("dataset planned")
 
-    def first_predictions(self) -> None:
+    def first_predictions(self, rows: int) -> None:
         if "first_predictions" not in self.events:
+            self.first_rows = rows
             self.events["first_predictions"] = time.time()
             self.driver.mark("first predictions", self.events["first_predictions"])
 
@@ -96,7 +99,7 @@ class Stopwatch:
         end = time.perf_counter()
         self.events["end"] = time.time()
         return Timings(self.start, self.after_read_call, end, images, stages, self.events,
-                       [self.driver.as_dict(), *self.lanes])
+                       [self.driver.as_dict(), *self.lanes], self.first_rows)
 
 
 def write_predictions(batches: Iterable[pa.Table], path: Path, save_logits: bool, expected_images: int,
@@ -110,7 +113,7 @@ def write_predictions(batches: Iterable[pa.Table], path: Path, save_logits: bool
     with progress_bar(*columns, show=show_progress) as progress, pq.ParquetWriter(path, schema) as writer:
         task = progress.add_task("images", total=expected_images, rate="")
         for batch in within_stall_limit(batches, stall_timeout_s):
-            stopwatch.first_predictions()
+            stopwatch.first_predictions(batch.num_rows)
             if STARTUP_COLUMN in batch.column_names:
                 stopwatch.lanes += lanes_in(batch.column(STARTUP_COLUMN).to_pylist())
             writer.write_table(batch.select(schema.names).cast(schema))

@@ -171,7 +171,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
             throughput_img_s=timings.images / timings.total_s,
             throughput_img_s_excl_metadata=timings.images / timings.excl_metadata_s,
             timings={"wall_s": timings.total_s, "wall_s_excl_metadata": timings.excl_metadata_s,
-                     "metadata_s": timings.metadata_s},
+                     "metadata_s": timings.metadata_s, "first_predictions_images": timings.first_rows},
             dataset_sha256=dataset.sha256,
             dataset_images=dataset.manifest["totals"]["images"],
             skipped_shards=[bad.as_dict() for bad in dataset.bad],

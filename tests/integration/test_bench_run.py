@@ -366,6 +366,7 @@ def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bun
         relative = {lane["lane"]: dict(lane["phases"]) for lane in result.startup_lanes()}
         assert relative["driver"]["timer started"] == 0.0
         assert result.startup_s == pytest.approx(relative["driver"]["first predictions"])
+        assert 0 < result.timings["first_predictions_images"] <= IMAGES
     # The fast pipeline warms the workers up before its timer; the reference keeps its cold start.
     fast, seed = bundle.load(bundles["fast"]), bundle.load(bundles["seed"])
     assert fast.config["warm_up"] is True and fast.startup["warmup"]["tasks"] >= 1

@@ -60,6 +60,11 @@ def test_lanes_read_as_seconds_from_the_timers_start_in_the_order_reached():
     assert relative[0]["phases"] == [("process up", -10.0), ("timer started", 0.0), ("first predictions", 3.5)]
     assert relative[1]["phases"] == [("process up", 0.5), ("first batch in", 2.0)]
     assert result.startup_s == 3.5 and result.streaming_img_s == pytest.approx(4 / 0.5)
+    # Streaming counts the images after the first predictions; none when those held every image.
+    result.timings["first_predictions_images"] = 1
+    assert result.streaming_img_s == pytest.approx(3 / 0.5)
+    result.timings["first_predictions_images"] = 4
+    assert result.streaming_img_s is None
     # A bundle made before the timeline has none, and says so rather than failing.
     assert result_with(None, {"start": 1.0}).startup_lanes() == []
 
