@@ -56,8 +56,6 @@ def compare(bundles: list[Path]) -> dict[str, Any]:
             "streaming_img_s": result.streaming_img_s,
             "streaming_ratio_to_first": ratio(result.streaming_img_s, base.streaming_img_s),
             "startup_s": result.startup_s,
-            "startup_s_minus_first": (result.startup_s - base.startup_s
-                                      if result.startup_s is not None and base.startup_s is not None else None),
             "same_data": result.dataset_sha256 == base.dataset_sha256,
             "same_weights": result.weights_sha256 == base.weights_sha256,
             "same_predictions": result.predictions_sha256 == base.predictions_sha256,

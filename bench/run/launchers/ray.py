@@ -73,8 +73,8 @@ class RayLauncher(Launcher):
                 "bucket) or on a filesystem every node mounts at the same path; no bundle was written")
 
     def warm_up(self, config: RunConfig, nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """The cluster's worker processes started, the model stage's modules loaded in them
-        (bench.run.warmup); none for a variant that keeps the reference's cold start."""
+        """The cluster's worker processes started, with what the read tasks import loaded
+        (bench.run.warmup); none when the config says so (the reference keeps its cold start)."""
         if not config.warm_up:
             return None
         return warm_workers(nodes, variant(config.pipeline).warm_modules())
