@@ -68,6 +68,9 @@ class ModelStage:
     int8's cost, so a timed int8 run does not build a model it never uses. ``model``: the driver's
     model as it is, or an ObjectRef to it, for a variant that ships it (Variant.ships_model)."""
 
+    # On the CPU, torch gets every core this process may use (resolve_device).
+    all_cores = True
+
     def __init__(self, weights: str, weights_seed: int, device: str, precision: str, save_logits: bool,
                  memory_format: torch.memory_format = torch.contiguous_format,
                  expected_weights_sha256: str | None = None, int8_state: bytes | None = None, model=None):
@@ -80,7 +83,7 @@ class ModelStage:
         self.startup.mark("torch imported", TORCH_IMPORTED)
         self.startup.mark("constructor started")
         ieee_fp32()
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, self.all_cores)
         self.precision = precision
         self.save_logits = save_logits
         self._fp32_source = (weights, weights_seed, memory_format, expected_weights_sha256)
@@ -153,17 +156,18 @@ def threads_per_call(device: torch.device, calls_in_parallel: int) -> int | None
     return max(1, usable_cores() // calls_in_parallel)
 
 
-def resolve_device(device: str) -> torch.device:
-    """The torch device for ``auto``/``cuda``/``cpu``. On the CPU, torch gets every core this
-    process may use (under any container CPU limit: data_prep.common.cores): Ray sets OMP_NUM_THREADS
-    to the actor's CPU reservation (1), which would leave a CPU-only node's model on one thread."""
+def resolve_device(device: str, all_cores: bool = True) -> torch.device:
+    """The torch device for ``auto``/``cuda``/``cpu``. On the CPU with ``all_cores``, torch gets
+    every core this process may use (under any container CPU limit: data_prep.common.cores): Ray
+    sets OMP_NUM_THREADS to the actor's CPU reservation (1), which would leave a CPU-only node's
+    model on one thread. Without it, torch keeps the thread count its process was given."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         from bench.errors import BenchError
 
         raise BenchError("--device cuda was asked for, but torch sees no CUDA GPU here")
-    if device == "cpu":
+    if device == "cpu" and all_cores:
         torch.set_num_threads(usable_cores())
     return torch.device(device)
 

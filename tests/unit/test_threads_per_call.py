@@ -87,3 +87,20 @@ def test_each_variant_gives_its_predictor_its_own_arguments(monkeypatch, pipelin
     config = resolve(RunConfig(pipeline=pipeline, precision="fp32"), "cpu", "raw")
     predictor = variant(pipeline).predictor()(**variant(pipeline).predictor_args(config, "cpu", weights_sha256=None))
     assert getattr(predictor, "threads_per_call", None) == threads
+
+
+def test_the_reference_keeps_the_threads_ray_gave_it_and_fast_takes_every_core(monkeypatch):
+    # Ray sets OMP_NUM_THREADS to an actor's CPU reservation; the reference ran on that, so
+    # its predictor must not widen it, while the fast one takes every usable core.
+    from bench.stages import reference_predictor
+
+    monkeypatch.setattr("bench.stages.model.usable_cores", lambda: 3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        reference_predictor.Predictor("random", 0, "cpu", "fp32", False)
+        assert torch.get_num_threads() == 1
+        Predictor("random", 0, "cpu", "fp32", False)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
