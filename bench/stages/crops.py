@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from bench.stages.handoff import preprocessed
+from bench.stages.handoff import block_read, preprocessed
 from bench.stages.jpeg import decode_jpeg
 from bench.stages.mlperf import CROP, RESIZE
 from data_prep.common.images import resize_center_crop
@@ -23,6 +23,7 @@ _OFFSET = (RESIZE - CROP) // 2
 
 
 def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    block_read()
     images = batch["image"]
     if images.dtype == np.uint8 and images.shape[1:3] == (RESIZE, RESIZE):
         crops = np.ascontiguousarray(images[:, _OFFSET : _OFFSET + CROP, _OFFSET : _OFFSET + CROP, :])
@@ -35,4 +36,5 @@ def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def keep_encoded(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """JPEG bytes passed on as they are, for the Predictor to decode on its device."""
+    block_read()
     return preprocessed(batch, batch["image"])

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-from bench.stages.handoff import preprocessed
+from bench.stages.handoff import block_read, preprocessed
 from bench.stages.jpeg import decode_jpeg
 from bench.stages.mlperf import CROP, MEAN_255, RESIZE, STD_255
 from bench.stages.model import read_only_input
@@ -17,6 +17,7 @@ _TRANSFORM = Compose([Resize(RESIZE), CenterCrop(CROP), Normalize(mean=MEAN_255,
 
 
 def preprocess(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    block_read()
     images = batch["image"]
     if images.dtype == np.uint8:  # raw (N, 256, 256, 3); torch.Tensor copies, so read-only input is fine
         with read_only_input():

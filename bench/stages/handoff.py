@@ -20,6 +20,14 @@ def node_name() -> str:
     return socket.gethostname()
 
 
+def block_read() -> None:
+    """Marks this process's first block read. Ray Data fuses the read into the preprocessing
+    task, so a block reaching preprocessing has just been read, in this process."""
+    from bench.stages.startup import preprocessing_lane
+
+    preprocessing_lane().mark("first block read")
+
+
 def preprocessed(batch: dict[str, np.ndarray], images: np.ndarray) -> dict[str, np.ndarray]:
     """A preprocessing stage's output: the batch's ids and labels, the new pixels, where, and
     this process's start-up lane on its first block (bench.stages.startup)."""

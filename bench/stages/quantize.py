@@ -25,6 +25,8 @@ from contextlib import contextmanager
 import torch
 from torchvision.models.quantization import resnet50 as quantizable_resnet50
 
+from bench.stages.startup import forget_preprocessing_lane
+
 ENGINE = "x86"
 CALIBRATION_IMAGES = 64
 
@@ -101,6 +103,7 @@ def int8_state_for(variant, weights: str, weights_seed: int, calibration: dict) 
     the batch goes through the variant's own preprocessing and input stage, 16 at a time."""
     predictor = variant.predictor()(weights, weights_seed, "cpu", "fp32", False)
     images = variant.preprocess()(calibration)["image"]
+    forget_preprocessing_lane()  # calibration is not the run: its block marks no start-up phase
     with torch.inference_mode():
         inputs = [predictor.inputs(images[i : i + 16]) for i in range(0, len(images), 16)]
     return calibrate(predictor.model, inputs)

@@ -64,3 +64,9 @@ def preprocessing_lane() -> Lane:
     if _preprocessing is None:
         _preprocessing = Lane("preprocessing")
     return _preprocessing
+
+
+def forget_preprocessing_lane() -> None:
+    """Starts this process's preprocessing lane again at its next block."""
+    global _preprocessing
+    _preprocessing = None

@@ -361,8 +361,9 @@ def test_the_bundle_holds_a_start_up_lane_per_process_marked_in_that_process(bun
             assert actor["marks"]["first batch out"] <= result.events["first_predictions"]
         # Each process that preprocessed hands on its lane too.
         preprocessing = [lane for lane in result.startup["lanes"] if lane["lane"] == "preprocessing"]
-        assert preprocessing and all(lane["marks"]["first block preprocessed"] <= result.events["first_predictions"]
-                                     for lane in preprocessing)
+        assert preprocessing and all(
+            result.events["start"] <= lane["marks"]["first block read"] <= lane["marks"]["first block preprocessed"]
+            <= result.events["first_predictions"] for lane in preprocessing)
         relative = {lane["lane"]: dict(lane["phases"]) for lane in result.startup_lanes()}
         assert relative["driver"]["timer started"] == 0.0
         assert result.startup_s == pytest.approx(relative["driver"]["first predictions"])

@@ -69,3 +69,13 @@ def test_an_int8_predictor_checks_the_nodes_fp32_weights_when_it_loads_them(stat
     predictor.logits(batch["image"], "int8")
     with pytest.raises(BenchError, match="give every node the same weights file"):
         predictor.logits(batch["image"], "fp32")  # measuring int8's cost against other weights: refused
+
+
+def test_calibration_leaves_no_mark_on_the_runs_preprocessing_lane(state):
+    # The one-process launcher calibrates where it then preprocesses: the run's first block,
+    # not calibration's, must mark "first block read".
+    from bench.stages import startup
+
+    startup.forget_preprocessing_lane()
+    calibrated(seed=1)
+    assert startup._preprocessing is None
