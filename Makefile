@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-unit test-release setup lock clean
+PEERS  := .venv-peers
+.PHONY: run test test-unit test-release setup peers lock clean
 
 # The venv is (re)built whenever the lock or the project metadata changes.
 $(STAMP): requirements/lock.txt pyproject.toml
@@ -14,6 +15,15 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The peer engines (Spark, Daft) in their own venv: daft needs pyarrow<26, the main lock keeps 26.
+$(PEERS)/.installed: requirements/peers.txt pyproject.toml
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --disable-pip-version-check --require-hashes -r requirements/peers.txt
+	$(PEERS)/bin/pip install --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+peers: $(PEERS)/.installed
 
 run: $(STAMP)
 	$(BIN)/bench run mini
@@ -34,6 +44,8 @@ lock: $(STAMP)
 	$(BIN)/pip install --disable-pip-version-check pip-tools
 	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links --output-file requirements/lock.txt requirements/requirements.in
+	$(BIN)/pip-compile --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements/peers.txt requirements/peers.in
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(PEERS) data .pytest_cache

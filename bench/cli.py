@@ -267,18 +267,35 @@ def micro_command(
     size: SizeArg = None,
     data: DataOpt = None,
     address: AddressOpt = None,
+    engine: Annotated[str, typer.Option(help="ray, or a peer: spark (local[N] over this machine's cores) or daft (its native runner). The peers need `make peers` and run from .venv-peers/bin/bench.")] = "ray",
+    partitions: Annotated[Optional[int], typer.Option(min=1, help="Partitions to sleep on, the same for every engine (default: the dataset's parquet row groups).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object for machines.")] = False,
 ) -> None:
-    """The reference microbenchmark: read, materialize, then a map that sleeps 1 s per block."""
+    """The reference microbenchmark: read and materialize, then time a map that sleeps 1 s per
+    partition. Ideal is ceil(partitions / parallel slots) seconds; the rest is the engine's overhead.
+
+    Set engines side by side on one dataset, e.g. `bench micro mini` and
+    `.venv-peers/bin/bench micro mini --engine spark`."""
     dataset = datasets.resolve(size, data)
-    connect(address)
-    figures = micro.run(dataset.shard_files, dataset.filesystem)
+    if engine == "ray":
+        connect(address)
+        figures = micro.run(dataset.shard_files, dataset.filesystem, partitions)
+    else:
+        from bench.peers import peer
+
+        chosen = peer(engine)
+        if address:
+            raise BenchError(f"--address is a Ray cluster's; --engine {engine} runs on this machine")
+        if dataset.uri.startswith("s3://"):
+            raise BenchError(f"--engine {engine} reads local datasets; {dataset.uri} is on S3: copy it to a local "
+                             "folder and pass --data")
+        figures = chosen.micro(dataset.shard_files, partitions or micro.row_groups(dataset.shard_files))
     if as_json:
         typer.echo(json.dumps(figures, indent=2))
         return
-    out.print(f"{figures['blocks']} blocks over {figures['parallelism']} CPUs: measured {figures['measured_s']:.3f} s, "
-              f"ideal {figures['ideal_s']:.3f} s, overhead {figures['overhead_s']:.3f} s "
-              f"(reference: Ray 4.383 s, Spark 128.9 s on their cluster)")
+    out.print(f"{figures['engine']} {figures['version']}: {figures['partitions']} partitions over "
+              f"{figures['parallelism']} slots: measured {figures['measured_s']:.3f} s, ideal {figures['ideal_s']:.3f} s, "
+              f"overhead {figures['overhead_s']:.3f} s (reference: Ray 4.383 s, Spark 128.9 s on their cluster)")
 
 
 @app.command("perf")

@@ -1,5 +1,6 @@
-"""`bench micro`: the reference microbenchmark (read, materialize, map that sleeps 1 s/batch),
-with the ideal time for its block count and parallelism, so overhead is a number, not a feel."""
+"""`bench micro`: the reference microbenchmark (read, materialize, map that sleeps 1 s per
+partition), with the ideal time for its partitions and parallelism, so overhead is a number,
+not a feel. Ray runs it here; the peers (bench.peers) run the same steps on the same partitions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import math
 import time
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from data_prep.common.shard_format import COLUMNS
+
+
+def row_groups(files: list[str], filesystem=None) -> int:
+    """The dataset's parquet row groups: the engines' common partition count, as every reader
+    can split a dataset at them."""
+    return sum(pq.ParquetFile(f, filesystem=filesystem).metadata.num_row_groups for f in files)
 
 
 def _sleep_one_second(batch):
@@ -15,16 +24,17 @@ def _sleep_one_second(batch):
     return batch
 
 
-def run(files: list[str], filesystem=None) -> dict[str, Any]:
+def run(files: list[str], filesystem=None, partitions: int | None = None) -> dict[str, Any]:
     import ray
 
+    partitions = partitions or row_groups(files, filesystem)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS).materialize()
-    blocks = ds.num_blocks()
+    ds = ray.data.read_parquet(files, filesystem=filesystem).select_columns(COLUMNS).repartition(partitions)
+    ds = ds.materialize()
     parallelism = int(ray.cluster_resources().get("CPU", 1))
     start = time.perf_counter()
     ds.map_batches(_sleep_one_second, batch_size=None).materialize()
     measured = time.perf_counter() - start
-    ideal = math.ceil(blocks / parallelism) * 1.0
-    return {"blocks": blocks, "parallelism": parallelism, "measured_s": measured,
-            "ideal_s": ideal, "overhead_s": measured - ideal}
+    ideal = math.ceil(ds.num_blocks() / parallelism) * 1.0
+    return {"engine": "ray", "version": ray.__version__, "partitions": ds.num_blocks(), "parallelism": parallelism,
+            "measured_s": measured, "ideal_s": ideal, "overhead_s": measured - ideal}

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 
+import pyarrow.parquet as pq
 import pytest
 
 from helpers import run_cli
@@ -64,8 +65,10 @@ def test_micro_reports_measured_ideal_and_overhead(cli, tiny):
     proc = cli("bench", "micro", "--data", str(tiny), "--json")
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
-    assert figures["blocks"] >= 1
-    assert figures["ideal_s"] == math.ceil(figures["blocks"] / figures["parallelism"])
+    assert figures["engine"] == "ray"
+    row_groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in sorted((tiny / "shards").glob("*.parquet")))
+    assert figures["partitions"] == row_groups  # the default: one partition per row group, on every engine
+    assert figures["ideal_s"] == math.ceil(row_groups / figures["parallelism"])
     assert figures["measured_s"] >= 1.0  # at least one batch slept one second
     assert figures["overhead_s"] == pytest.approx(figures["measured_s"] - figures["ideal_s"])
 

@@ -24,6 +24,7 @@ import fake_imagenet
 from doc_commands import DocCommand, documented
 from helpers import REPO
 
+PEERS = REPO / ".venv-peers"
 TINY = "data/tiny"  # made by this test: 64 images, for commands whose named size would take minutes
 
 
@@ -34,6 +35,7 @@ class Run:
     replace: tuple[tuple[str, str], ...] = ()
     why: str = ""
     json_stdout: bool = False  # its stdout must be one JSON object
+    needs_peers: bool = False  # runs only where `make peers` made .venv-peers (CI makes it)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ RULES: dict[str, Run | Skip] = {
     "bench compare results/published/mini-fast-cpu results/runs/<bundle>": AS_WRITTEN,
     "bench report results/runs/<bundle>": AS_WRITTEN,
     "bench micro mini": AS_WRITTEN,
+    "make peers": Run(needs_peers=True, why="where .venv-peers is made and current, as CI leaves it, it is a no-op"),
+    ".venv-peers/bin/bench micro mini --engine spark": Run(needs_peers=True),
+    ".venv-peers/bin/bench micro mini --engine daft": Run(needs_peers=True),
     "bench perf": Skip("~9 minutes on mini; tests/integration/test_perf_suites.py runs it on 24 images "
                        "(--data, --memory-scale 2, --min-seconds 0.3) and checks every figure"),
     "bench pack results/runs/<bundle>": AS_WRITTEN,
@@ -152,6 +157,8 @@ def newcomers_copy(root: Path) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     (root / ".venv").symlink_to(REPO / ".venv")
+    if PEERS.exists():
+        (root / ".venv-peers").symlink_to(PEERS)
     return root
 
 
@@ -181,6 +188,9 @@ def test_the_documented_commands_run_as_written(workdir, tmp_path, images):
     for command in documented(REPO):
         rule = RULES[command.text]
         if isinstance(rule, Skip) or command.text in ran:
+            continue
+        if rule.needs_peers and not (PEERS / ".installed").exists():
+            assert os.environ.get("BENCH_REQUIRE_TOOLS") != "1", f"{command}: BENCH_REQUIRE_TOOLS=1 but no .venv-peers"
             continue
         ran.add(command.text)
         shell = substituted(command, rule, workdir)
