@@ -28,8 +28,8 @@ peers: $(PEERS)/.installed
 run: $(STAMP)
 	$(BIN)/bench run mini
 
-# The unit and integration tiers; the release tier (the 10G load test and other long runs) is
-# make test-release. CI (.ci/run) runs both.
+# The unit and integration tiers, within ~15 minutes on 2 cores; the release tier (Docker, the
+# cluster journey, the docs walk, perf, the 10G load test) is make test-release. CI runs both.
 test: $(STAMP)
 	$(BIN)/pytest tests/unit tests/integration
 

@@ -22,11 +22,22 @@ def tiny(tmp_path_factory):
     return out
 
 
-def test_run_prints_the_bundle_path_last_and_keeps_secrets_out(cli, tiny, tmp_path):
-    proc = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", cwd=tmp_path, env=PLANTED)
+# Ray's own lines that a run printed before the screen was quieted; they stay in Ray's logs.
+RAYS_OWN = ("streaming_executor.py", "Progress bars disabled", "authentication_token_setup.py")
+
+
+@pytest.fixture(scope="module")
+def default_run(tiny, tmp_path_factory):
+    """`bench run` as a user first types it: no --out, the default screen, secrets in the environment."""
+    cwd = tmp_path_factory.mktemp("user")
+    return cwd, run_cli("bench", "run", "--data", str(tiny), "--batch-size", "4", cwd=cwd, env=PLANTED)
+
+
+def test_run_prints_the_bundle_path_last_and_keeps_secrets_out(cli, default_run):
+    cwd, proc = default_run
     assert proc.returncode == 0, proc.stderr
-    path = tmp_path / proc.stdout.strip().splitlines()[-1]
-    assert path.parent == tmp_path / "results" / "runs" and path.is_dir()
+    path = cwd / proc.stdout.strip().splitlines()[-1]
+    assert path.parent == cwd / "results" / "runs" and path.is_dir()
     assert cli("bench", "verify", str(path)).returncode == 0
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=path, capture_output=True, text=True)
     assert check.returncode == 0
@@ -36,29 +47,21 @@ def test_run_prints_the_bundle_path_last_and_keeps_secrets_out(cli, tiny, tmp_pa
             assert secret.encode() not in text, f"{secret} leaked into {file.name}"
 
 
-def test_out_is_exact_and_an_existing_bundle_is_never_overwritten(cli, tiny, tmp_path):
-    target = tmp_path / "exact"
-    first = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "-q", "--out", str(target))
-    assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().splitlines()[-1] == str(target)
-    again = cli("bench", "run", "--data", str(tiny), "-q", "--out", str(target))
-    assert again.returncode == 2 and "already exists" in again.stderr
-    assert cli("bench", "verify", str(target)).returncode == 0
-
-
-# Ray's own lines that a run printed before the screen was quieted; they stay in Ray's logs.
-RAYS_OWN = ("streaming_executor.py", "Progress bars disabled", "authentication_token_setup.py")
-
-
-def test_the_screen_shows_rays_own_lines_only_with_verbose(cli, tiny, tmp_path):
-    quiet = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "--out", str(tmp_path / "q"))
+def test_the_screen_shows_rays_own_lines_only_with_verbose(cli, tiny, default_run, tmp_path):
+    _, quiet = default_run
     assert quiet.returncode == 0, quiet.stderr
     assert not [line for line in quiet.stderr.splitlines() if any(mark in line for mark in RAYS_OWN)], quiet.stderr
     assert "RayDeprecationWarning" not in quiet.stderr and "UserWarning" not in quiet.stderr
     assert "inference" in quiet.stderr  # the kit's own progress bar stays
-    loud = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "--out", str(tmp_path / "v"), "--verbose")
+    # The same run with --verbose shows Ray's lines; its exact --out is then never overwritten.
+    target = tmp_path / "exact"
+    loud = cli("bench", "run", "--data", str(tiny), "--batch-size", "4", "--out", str(target), "--verbose")
     assert loud.returncode == 0, loud.stderr
-    assert "streaming_executor.py" in loud.stderr  # the same run, with Ray's lines
+    assert "streaming_executor.py" in loud.stderr
+    assert loud.stdout.strip().splitlines()[-1] == str(target)
+    again = cli("bench", "run", "--data", str(tiny), "-q", "--out", str(target))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert cli("bench", "verify", str(target)).returncode == 0
 
 
 def test_micro_reports_measured_ideal_and_overhead(cli, tiny):

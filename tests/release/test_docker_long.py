@@ -17,7 +17,7 @@ from docker_support import docker, on_head, synth_on_head
 def test_micro_runs_in_the_gpu_image_on_dockers_defaults(images):
     ran = docker("run", "--rm", "bench:gpu", "micro", "mini")
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "blocks over" in ran.stdout and "Traceback" not in ran.stderr
+    assert "partitions over" in ran.stdout and "Traceback" not in ran.stderr
 
 
 def test_bench_image_run_records_the_image_in_the_bundle(images, tmp_path):

@@ -137,7 +137,7 @@ def test_a_results_directory_the_container_cannot_write_is_named_before_any_work
 def test_micro_runs_in_the_cpu_image_on_dockers_defaults(images):
     ran = docker("run", "--rm", "bench:cpu", "micro", "mini")
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "blocks over" in ran.stdout and "Traceback" not in ran.stderr
+    assert "partitions over" in ran.stdout and "Traceback" not in ran.stderr
 
 
 def test_perf_runs_in_the_image_on_dockers_defaults_and_prints_only_json(images):

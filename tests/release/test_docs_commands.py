@@ -45,15 +45,15 @@ class Skip:
 
 AS_WRITTEN = Run()
 MINUTES = "mini's 1,024 images take minutes on 2 cores for each variation; `make run` and `bench run --data data/mini` run mini itself"
-DOCKER_LINES = Skip("run exactly as written, on Docker's defaults, by tests/integration/test_docker.py "
+DOCKER_LINES = Skip("run exactly as written, on Docker's defaults, by tests/release/test_docker.py "
                     "(test_the_readmes_docker_lines_run_as_written_on_dockers_defaults reads them from the README)")
 REGISTRY = Skip("pulls the pinned python:3.11-slim base from a registry this machine cannot reach; "
-                "tests/integration/test_docker.py builds the same Dockerfiles FROM a Debian stand-in")
+                "tests/release/test_docker.py builds the same Dockerfiles FROM a Debian stand-in")
 
 AWS = Skip("needs AWS; tests/unit/test_cluster_configs.py checks the config with Ray's own validation and parses "
-           "these commands, and tests/integration/test_cluster_journey.py runs the same data-prep -> run -> fetch "
+           "these commands, and tests/release/test_cluster_journey.py runs the same data-prep -> run -> fetch "
            "sequence (the RayJob's) on two `ray start` nodes with moto's S3")
-JOB_BUNDLE = Skip("the bundle a RayJob packed to a real bucket; tests/integration/test_cluster_journey.py unpacks "
+JOB_BUNDLE = Skip("the bundle a RayJob packed to a real bucket; tests/release/test_cluster_journey.py unpacks "
                   "the one its run of the RayJob's entrypoint packed to moto's S3, and verifies it")
 
 RULES: dict[str, Run | Skip] = {
@@ -73,7 +73,7 @@ RULES: dict[str, Run | Skip] = {
     "make peers": Run(needs_peers=True, why="where .venv-peers is made and current, as CI leaves it, it is a no-op"),
     ".venv-peers/bin/bench micro mini --engine spark": Run(needs_peers=True),
     ".venv-peers/bin/bench micro mini --engine daft": Run(needs_peers=True),
-    "bench perf": Skip("~9 minutes on mini; tests/integration/test_perf_suites.py runs it on 24 images "
+    "bench perf": Skip("~9 minutes on mini; tests/release/test_perf_suites.py runs it on 24 images "
                        "(--data, --memory-scale 2, --min-seconds 0.3) and checks every figure"),
     "bench pack results/runs/<bundle>": AS_WRITTEN,
     "data-prep info data/mini": AS_WRITTEN,
@@ -95,24 +95,24 @@ RULES: dict[str, Run | Skip] = {
     "bench run mini --precision fp32 --save-logits": Run((("mini", f"--data {TINY}"),), MINUTES),
     "bench run mini --launcher local": Run((("mini", f"--data {TINY}"),), MINUTES),
     "bench run --data s3://BUCKET/synth-10G --address auto": Skip(
-        "needs a bucket and a Ray cluster; tests/integration/test_cluster_journey.py runs it on two `ray start` nodes "
+        "needs a bucket and a Ray cluster; tests/release/test_cluster_journey.py runs it on two `ray start` nodes "
         "with moto's S3"),
     # docs/docker.md
     'docker build --network host -f Dockerfile.gpu -t bench:gpu --build-arg REVISION=$(git rev-parse HEAD) '
     '--build-arg VERSION=0.1.0 --build-arg CREATED=$(date -u -d @$(git log -1 --format=%ct) +%Y-%m-%dT%H:%M:%SZ) .': REGISTRY,
     "bench image build --flavor cpu --base-image my/base@sha256:… --wheelhouse http://127.0.0.1:8765/": Skip(
-        "its base image and wheelhouse are placeholders; tests/integration/test_docker.py builds with real ones"),
+        "its base image and wheelhouse are placeholders; tests/release/test_docker.py builds with real ones"),
     "bench image build --bake-weights": Skip("downloads torchvision's weights, which this machine cannot reach"),
     'docker run --rm --gpus all --user "$(id -u):$(id -g)" -v "$PWD/data:/data" -v "$PWD/results:/results" bench:gpu 10G': DOCKER_LINES,
     "docker run --rm bench:gpu --help": AS_WRITTEN,
     "docker run --rm bench:gpu mini --device cpu": Skip(
-        "the same image, command and fallback as the README's GPU line, which tests/integration/test_docker.py "
+        "the same image, command and fallback as the README's GPU line, which tests/release/test_docker.py "
         "runs with --device cpu on mini"),
     'docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/results:/results" bench:cpu verify /results/<bundle>': AS_WRITTEN,
     # docs/performance.md
     "bench perf --memory-scale 16": Skip("~13 minutes on 2 cores; the same cases as `bench perf` with a larger "
-                                         "second run, which tests/integration/test_perf_suites.py runs at scale 2"),
-    "bench perf --suite gpu": Skip("needs a GPU; tests/integration/test_perf_suites.py dry-runs it on the CPU "
+                                         "second run, which tests/release/test_perf_suites.py runs at scale 2"),
+    "bench perf --suite gpu": Skip("needs a GPU; tests/release/test_perf_suites.py dry-runs it on the CPU "
                                    "(--device cpu, 48 images, both launchers)"),
     # docs/clusters.md
     "ray up -y docker/cluster-aws.yaml": AWS,
@@ -123,7 +123,7 @@ RULES: dict[str, Run | Skip] = {
     "ray down -y docker/cluster-aws.yaml": AWS,
     "kubectl apply -f docker/rayjob.yaml": Skip(
         "needs a Kubernetes cluster with KubeRay; tests/unit/test_cluster_configs.py validates the RayJob against "
-        "KubeRay's schema and tests/integration/test_cluster_journey.py runs its entrypoint on a two-node cluster"),
+        "KubeRay's schema and tests/release/test_cluster_journey.py runs its entrypoint on a two-node cluster"),
     "bench unpack s3://BUCKET/runs/raybench-10g.tar.gz results/": JOB_BUNDLE,
     "bench verify results/10G": JOB_BUNDLE,
     "bench plan --published 300G --size 10T --rate 11581": AS_WRITTEN,
