@@ -19,6 +19,13 @@ def row_groups(files: list[str], filesystem=None) -> int:
     return sum(pq.ParquetFile(f, filesystem=filesystem).metadata.num_row_groups for f in files)
 
 
+def figures(engine: str, version: str, partitions: int, parallelism: int, measured_s: float) -> dict[str, Any]:
+    """One engine's result: ideal is a second per round of ``parallelism`` partitions at once."""
+    ideal = math.ceil(partitions / parallelism) * 1.0
+    return {"engine": engine, "version": version, "partitions": partitions, "parallelism": parallelism,
+            "measured_s": measured_s, "ideal_s": ideal, "overhead_s": measured_s - ideal}
+
+
 def _sleep_one_second(batch):
     time.sleep(1)
     return batch
@@ -35,6 +42,4 @@ def run(files: list[str], filesystem=None, partitions: int | None = None) -> dic
     start = time.perf_counter()
     ds.map_batches(_sleep_one_second, batch_size=None).materialize()
     measured = time.perf_counter() - start
-    ideal = math.ceil(ds.num_blocks() / parallelism) * 1.0
-    return {"engine": "ray", "version": ray.__version__, "partitions": ds.num_blocks(), "parallelism": parallelism,
-            "measured_s": measured, "ideal_s": ideal, "overhead_s": measured - ideal}
+    return figures("ray", ray.__version__, ds.num_blocks(), parallelism, measured)

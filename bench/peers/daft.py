@@ -1,4 +1,4 @@
-"""Daft on its native runner (one process, its own threads). Its configuration, each for a reason:
+"""Daft on its native runner, on this machine. Its configuration, each for a reason:
 
 - The map is a class UDF with ``max_concurrency`` set to the cores this process may use: the
   stateful form Daft documents for models, and one instance per core, as Ray has a task per CPU.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.measure.micro import figures
 from bench.peers import missing
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS
@@ -63,6 +64,4 @@ def micro(files: list[str], partitions: int) -> dict[str, Any]:
         made = [int(path.read_text()) for path in Path(calls).iterdir()]
     if sum(made) != rows:
         raise BenchError(f"daft's map returned {sum(made)} of {rows} rows: a lost batch, so no figure")
-    ideal = math.ceil(len(made) / parallelism) * 1.0
-    return {"engine": "daft", "version": version(), "partitions": len(made), "parallelism": parallelism,
-            "measured_s": measured, "ideal_s": ideal, "overhead_s": measured - ideal}
+    return figures("daft", version(), len(made), parallelism, measured)

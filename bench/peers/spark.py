@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import atexit
-import math
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ from typing import Any
 import psutil
 
 from bench.errors import BenchError
+from bench.measure.micro import figures
 from bench.peers import missing
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS
@@ -106,6 +106,4 @@ def micro(files: list[str], partitions: int, master: str | None = None) -> dict[
         measured = time.perf_counter() - start
     finally:
         spark.stop()
-    ideal = math.ceil(partitions / parallelism) * 1.0
-    return {"engine": "spark", "version": version(), "partitions": partitions, "parallelism": parallelism,
-            "measured_s": measured, "ideal_s": ideal, "overhead_s": measured - ideal}
+    return figures("spark", version(), partitions, parallelism, measured)
