@@ -31,7 +31,7 @@ run: $(STAMP)
 # The unit and integration tiers, within ~15 minutes on 2 cores; the release tier (Docker, the
 # cluster journey, the docs walk, perf, the 10G load test) is make test-release. CI runs both.
 test: $(STAMP)
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest --durations=20 tests/unit tests/integration
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit
