@@ -65,7 +65,8 @@ def run_command(
     verify_data: Annotated[bool, typer.Option(help="Re-hash every shard against the manifest before running (catches damage inside files; reads the whole dataset once).")] = False,
     skip_bad_shards: Annotated[bool, typer.Option(help="Run without shards that are missing, damaged or of the wrong shape, and record each skip in the bundle (default: stop with an error naming the shard).")] = False,
     decode_on_device: Annotated[bool, typer.Option(help="JPEG data, fast pipeline: the model actors decode, resize and crop on their device (nvJPEG on a GPU) instead of the CPU tasks doing it, for GPUs whose hosts cannot decode fast enough. Its accuracy cost against CPU decoding is measured and kept in the bundle.")] = False,
-    launcher_name: Annotated[str, typer.Option("--launcher", help="ray (Ray Data, on this machine or --address's cluster) or local (the same stages in this one process, without any engine: the practical limit, and what runs where Ray is not installed).")] = "ray",
+    launcher_name: Annotated[str, typer.Option("--engine", "--launcher", help="ray (Ray Data, on this machine or --address's cluster); spark or daft (the engines users pick instead, on the same stages and model: `make peers`, then .venv-peers/bin/bench); or local (the same stages in this one process, without any engine: the practical limit, and what runs where Ray is not installed).")] = "ray",
+    spark_master: Annotated[Optional[str], typer.Option(help="--engine spark: a Spark master URL (spark://host:7077); default local[N] over this machine's cores.")] = None,
     warm_up: Annotated[Optional[bool], typer.Option("--warm-up/--no-warm-up", help="Before the timer, start a worker process per CPU of the cluster with what the read tasks import loaded, as Ray's own benchmarks warm up (default: on for fast; the reference keeps the reference's cold start). The bundle records that it ran.")] = None,
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
@@ -77,11 +78,14 @@ def run_command(
     """
     if size and data:
         raise BenchError("give either SIZE or --data, not both")
+    if spark_master and launcher_name != "spark":
+        raise BenchError(f"--spark-master is for --engine spark, not {launcher_name}")
+    engine_options = {"master": spark_master} if spark_master else {}
     config = RunConfig(pipeline=pipeline, batch_size=batch_size, actors=actors, device=device,
                        precision=precision, weights=weights, weights_seed=weights_seed, save_logits=save_logits,
                        stall_timeout_s=stall_timeout, decode_on_device=decode_on_device, warm_up=warm_up)
     path = runner.run(size, data, config, address, out_dir, show_progress=not quiet, verify_data=verify_data,
-                      skip_bad_shards=skip_bad_shards, engine=launcher(launcher_name))
+                      skip_bad_shards=skip_bad_shards, engine=launcher(launcher_name, **engine_options))
     result = bundle.load(path)
     for skipped in result.skipped_shards:
         err.print(f"[yellow]skipped[/] {skipped['file']} ({skipped['images']:,} images): {skipped['reason']}")
@@ -302,7 +306,8 @@ def micro_command(
 def perf_command(
     size: SizeArg = None,
     data: DataOpt = None,
-    suite: Annotated[str, typer.Option(help="A suite of bench/measure/cases.toml: perf (the default pipeline against the reference and the model alone), gpu (the prepared check for a lent GPU).")] = "perf",
+    suite: Annotated[str, typer.Option(help="A suite of bench/measure/cases.toml: perf (the default pipeline against the reference and the model alone), gpu (the prepared check for a lent GPU), peers (as --peers).")] = "perf",
+    peers: Annotated[bool, typer.Option("--peers", help="The peers suite: Ray, Spark, Daft and one plain process on the same data, fp32, as ratios (`make peers`, then .venv-peers/bin/bench perf --peers; ~10 minutes on mini on 2 cores).")] = False,
     case: Annotated[Optional[list[str]], typer.Option("--case", help="Run only this case of the suite (repeatable).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda for every case (default: where the cases' settings put the model), e.g. --device cpu for a CPU dry run of the gpu suite.")] = None,
     images: Annotated[Optional[int], typer.Option(help="Synthetic images for every case that makes its own data (a dry run: a few dozen).")] = None,
@@ -328,6 +333,14 @@ def perf_command(
 
     if size and data:
         raise BenchError("give either SIZE or --data, not both")
+    if peers:
+        if suite not in ("perf", perf.PEERS):
+            raise BenchError(f"--peers is the peers suite; give it or --suite {suite}, not both")
+        suite = perf.PEERS
+        from bench.peers import peer
+
+        for name in ("spark", "daft"):
+            peer(name)  # not installed: one line, before any case runs
     target = out_dir or runner.default_path("perf", "perf-{stamp}")
     if target.exists() and any(target.iterdir()):
         raise BenchError(f"{target} already exists and is not empty; choose another --out")
@@ -337,7 +350,7 @@ def perf_command(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     elif "figures" in report and "missing" not in report["figures"]:
-        out.print(perf_table(report))
+        out.print(peers_table(report) if suite == perf.PEERS else perf_table(report))
     else:
         typer.echo(harness.summary_markdown(report))
     failed = [c for c in report["cases"] if c["status"] == "failed"]
@@ -388,6 +401,22 @@ def perf_table(report: dict) -> Table:
         cost = figures["precision_cost"]
         table.caption = (f"{cost['precision']} vs fp32 on {cost['images']} images: top-1 agreement {cost['top1_agreement']:.4f}, "
                          f"relative logit error mean {cost['rel_logit_error_mean']:.2e}, max {cost['rel_logit_error_max']:.2e}")
+    return table
+
+
+def peers_table(report: dict) -> Table:
+    """The peers suite's figures: one row per engine, its ratios against Ray and the plain process."""
+    figures = report["figures"]
+    table = Table(title=f"bench perf --peers on {report['device']}, {figures['images']:,} images, "
+                        f"{figures['precision']}, batch {figures['batch_size']}")
+    for column in ("engine", "img/s", "start-up s", "streaming img/s", "peak MB", "x Ray", "x one process"):
+        table.add_column(column)
+    for row in figures["engines"]:
+        streaming = "-" if row["streaming_img_s"] is None else f"{row['streaming_img_s']:,.1f}"
+        table.add_row(f"{row['engine']} {row['version'] or ''}".strip(), f"{row['img_s']:,.1f}", f"{row['startup_s']:.1f}",
+                      streaming, f"{row['peak_private_mb']:,.0f}", f"{row['over_ray']:.2f}x", f"{row['over_local']:.2f}x")
+    table.caption = (f"model alone {figures['model_only_img_s']:,.1f} img/s; the same predictions on every engine: "
+                     f"{'yes' if figures['same_predictions'] else 'NO'}")
     return table
 
 

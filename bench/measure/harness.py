@@ -18,7 +18,7 @@ from bench.config import RunConfig, resolve
 from bench.errors import BenchError
 from bench.measure import micro, probes
 from bench.measure.cases import Case, Suite
-from bench.measure.memory import WorkerMemorySampler
+from bench.measure.memory import TreeMemorySampler, WorkerMemorySampler
 from bench.results import bundle, envinfo
 from bench.results.result import Result
 from bench.run import datasets, runner
@@ -103,15 +103,16 @@ def run_case(context: Context, case: Case) -> dict[str, Any]:
     data = context.dataset(case.data)
     config = case.run_config(context.overrides.device)
     engine = launcher(case.launcher, **case.launcher_options)
-    sampler = WorkerMemorySampler() if case.memory else nullcontext()
-    with sampler:
+    workers, tree = (WorkerMemorySampler(), TreeMemorySampler()) if case.memory else (nullcontext(), nullcontext())
+    with workers, tree:
         path = runner.run(None, data.uri, config, None, context.out / "runs" / case.name, show_progress=False,
                           engine=engine)
     result = bundle.load(path)
     record = {"bundle": str(Path("runs") / case.name), **run_figures(result)}
     if case.memory:
-        record["peak_worker_private_mb"] = sampler.peak_mb()
-        record["worker_private_mb"] = sampler.by_worker()
+        record["peak_worker_private_mb"] = workers.peak_mb()
+        record["worker_private_mb"] = workers.by_worker()
+        record["peak_tree_private_mb"] = tree.peak_mb()
     return record
 
 
@@ -120,7 +121,7 @@ def run_figures(result: Result) -> dict[str, Any]:
     config = RunConfig.from_dict(result.config)
     telemetry = result.telemetry or {}
     return {
-        "launcher": result.launcher["name"], "pipeline": result.pipeline, "precision": config.precision,
+        "launcher": result.launcher["name"], "engine_version": result.launcher.get("version"), "pipeline": result.pipeline, "precision": config.precision,
         "batch_size": config.batch_size, "calls_in_parallel": config.calls_in_parallel,
         "actors": result.placement.get("actors"), "images": result.images, "img_s": result.throughput_img_s,
         "wall_s": result.timings["wall_s"], "first_predictions_s": result.first_predictions_s,

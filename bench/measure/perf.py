@@ -24,6 +24,8 @@ from bench.run import datasets
 from data_prep.common.shard_format import DECODED_FORMATS
 
 SUITE = "perf"
+PEERS = "peers"
+ENGINES = ("spark", "daft", "local")  # the peers suite's cases, each set against Ray's two runs
 
 
 def run(suite_name: str, out: Path, overrides: harness.Overrides, only: list[str] | None = None,
@@ -38,8 +40,8 @@ def run(suite_name: str, out: Path, overrides: harness.Overrides, only: list[str
             raise BenchError(f"{given.uri} holds JPEGs; bench perf needs a raw or pixels dataset (it makes the JPEG "
                              "sample itself)")
     report = harness.run_suite(suite, out, overrides, log)
-    if suite_name == SUITE and not only:
-        report["figures"] = figures(report)
+    if suite_name in (SUITE, PEERS) and not only:
+        report["figures"] = figures(report) if suite_name == SUITE else peer_figures(report)
         harness.write(out, report)
     return report
 
@@ -99,3 +101,31 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
                    "growth": large["peak_worker_private_mb"] / max(default["peak_worker_private_mb"], 1e-9),
                    "by_worker_mb": [default["worker_private_mb"], large["worker_private_mb"]]},
     }
+
+
+def peer_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The peers suite's rows: each engine's throughput, start-up, streaming rate and peak memory,
+    as ratios against Ray (the mean of its runs before and after the peers) and against the one
+    plain process (the ``local`` case)."""
+    by_name = {case["name"]: case for case in report["cases"]}
+    failed = {name: case.get("error") for name, case in by_name.items() if case["status"] != "ok"}
+    if failed:
+        return {"missing": failed}
+    rays = [by_name["ray-first"], by_name["ray"]]
+    ray_img_s, local_img_s = fmean(r["img_s"] for r in rays), by_name["local"]["img_s"]
+    ceiling = fmean(by_name["ceiling"]["samples"])
+
+    def row(engine: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+        img_s = fmean(r["img_s"] for r in runs)
+        streaming = [r["streaming_img_s"] for r in runs if r["streaming_img_s"] is not None]
+        return {"engine": engine, "version": runs[0].get("engine_version"), "img_s": img_s,
+                "img_s_runs": [r["img_s"] for r in runs], "startup_s": fmean(r["first_predictions_s"] for r in runs),
+                "streaming_img_s": fmean(streaming) if streaming else None,
+                "peak_private_mb": max(r["peak_tree_private_mb"] for r in runs),
+                "over_ray": img_s / ray_img_s, "over_local": img_s / local_img_s, "over_ceiling": img_s / ceiling}
+
+    sums = {name: by_name[name]["predictions_sha256"] for name in ("ray-first", *ENGINES, "ray")}
+    return {"images": rays[0]["images"], "dataset_sha256": rays[0]["dataset_sha256"],
+            "precision": rays[0]["precision"], "batch_size": rays[0]["batch_size"], "model_only_img_s": ceiling,
+            "engines": [row("ray", rays), *(row(name, [by_name[name]]) for name in ENGINES)],
+            "same_predictions": len(set(sums.values())) == 1, "predictions_sha256": sums}

@@ -5,7 +5,7 @@ a cluster at ``master``. Its configuration, each for a reason:
   UDFs that Databricks documents for model inference need it, and it is the fast path.
 - Half the machine's memory for the driver, which in local mode is also the executor: the cached
   images must fit, as they fit in Ray's object store.
-- No web UI, no console progress, and only errors logged (a log4j2 file of its own, as the JVM
+- No web UI, no console progress, and only fatal errors logged (a log4j2 file of its own, as the JVM
   starts): a quiet screen, as with Ray.
 - Python workers on this interpreter (PYSPARK_PYTHON), not whatever `python3` is on PATH.
 """
@@ -32,8 +32,11 @@ from bench.peers import missing
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS
 
-# Spark's JVM logs errors only, on stderr.
-LOG4J2 = """rootLogger.level = error
+# Spark's JVM logs only fatal errors, on stderr: a failed job reaches the user as the kit's one
+# line; the repl logger at the root's level stops pyspark's "Setting default log level" notice.
+LOG4J2 = """rootLogger.level = fatal
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = fatal
 rootLogger.appenderRef.stderr.ref = stderr
 appender.stderr.type = Console
 appender.stderr.name = stderr
@@ -68,7 +71,9 @@ def version() -> str:
     return pyspark.__version__
 
 
-def session(master: str | None = None):
+def session(master: str | None = None, task_cpus: int = 1):
+    """A Spark session on ``master`` (default ``local[N]`` over this process's cores), each task
+    reserving ``task_cpus`` cores."""
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -79,12 +84,13 @@ def session(master: str | None = None):
     log4j2.write_text(LOG4J2)
     spark = (SparkSession.builder.master(master or f"local[{usable_cores()}]").appName("raybench")
              .config("spark.ui.enabled", "false")
+             .config("spark.task.cpus", str(task_cpus))
              .config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .config("spark.driver.memory", f"{memory_mib}m")
              .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j2.as_uri()}")
              .getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel("FATAL")
     return spark
 
 

@@ -14,7 +14,7 @@ from bench import __version__
 from bench.results.secrets import allowed_environment
 from data_prep.common.cores import usable_cores
 
-PACKAGES = ("ray", "torch", "torchvision", "pyarrow", "numpy", "pillow", "nvidia-ml-py")
+PACKAGES = ("ray", "torch", "torchvision", "pyarrow", "numpy", "pillow", "nvidia-ml-py", "pyspark", "daft")
 REPO = Path(__file__).resolve().parents[2]  # the checkout (or /opt/bench in the images)
 
 

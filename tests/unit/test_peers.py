@@ -19,14 +19,21 @@ def tiny(tmp_path_factory):
     return synth_dataset(tmp_path_factory.mktemp("data") / "tiny", 8, 4)
 
 
+@pytest.mark.parametrize("command", ["micro", "run"])
 @pytest.mark.parametrize("engine, library", [("spark", "pyspark"), ("daft", "daft")])
-def test_an_engine_not_installed_is_one_line_naming_the_install(cli, tiny, engine, library):
+def test_an_engine_not_installed_is_one_line_naming_the_install(cli, tiny, command, engine, library):
     if importlib.util.find_spec(library) is not None:
         pytest.skip(f"{library} is installed here (.venv-peers)")
-    proc = cli("bench", "micro", "--data", str(tiny), "--engine", engine)
+    proc = cli("bench", command, "--data", str(tiny), "--engine", engine)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"{library} is not installed" in lines[0] and "make peers" in lines[0], proc.stderr
+
+
+def test_an_unknown_engine_for_a_run_names_the_choices(cli, tiny):
+    proc = cli("bench", "run", "--data", str(tiny), "--engine", "dask")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown --engine 'dask'" in proc.stderr and "ray, local, spark, daft" in proc.stderr
 
 
 def test_an_unknown_engine_names_the_choices(cli, tiny):

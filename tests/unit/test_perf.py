@@ -48,7 +48,7 @@ def test_every_suite_in_the_cases_file_is_valid_and_the_prepared_gpu_check_is_on
 
 @pytest.mark.parametrize("case, message", [
     ('name = "x"\nkind = "dance"', "kind 'dance' is not one of"),
-    ('name = "x"\nkind = "run"\nlauncher = "spark"', "launcher 'spark' is not one of"),
+    ('name = "x"\nkind = "run"\nlauncher = "dask"', "launcher 'dask' is not one of"),
     ('name = "x"\nkind = "run"\nconfig = { batch_size = 0 }', "batch-size must be at least 1"),
     ('name = "x"\nkind = "run"\ncolour = "red"', "unknown key"),
 ])

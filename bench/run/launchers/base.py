@@ -18,6 +18,10 @@ class Launcher(ABC):
     name: ClassVar[str]
     options: dict[str, Any]  # recorded in the bundle's result.json, under launcher
 
+    def version(self) -> str | None:
+        """The engine's version, recorded beside its name (none for the one-process launcher)."""
+        return None
+
     @abstractmethod
     def connect(self, address: str | None) -> None:
         """Get ready to run: join or start Ray, or check that nothing remote was asked for."""

@@ -33,6 +33,11 @@ class RayLauncher(Launcher):
     def connect(self, address: str | None) -> None:
         connect(address)
 
+    def version(self) -> str:
+        import ray
+
+        return ray.__version__
+
     def nodes(self) -> list[dict[str, Any]]:
         return alive_nodes()
 
