@@ -97,3 +97,21 @@ def relative_error(got: dict[str, np.ndarray], reference: dict[str, np.ndarray])
     ids = sorted(reference)
     ref, out = np.stack([reference[k] for k in ids]), np.stack([got[k] for k in ids])
     return float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
+
+
+PEERS_BIN = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin"
+
+
+def peers_or_skip() -> Path:
+    """The peers' venv (`make peers`): a skip where it is missing, a failure under BENCH_REQUIRE_TOOLS=1."""
+    if not (PEERS_BIN / "bench").exists():
+        why = "no .venv-peers here: `make peers` makes it"
+        if os.environ.get("BENCH_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"BENCH_REQUIRE_TOOLS=1 but {why}")
+        pytest.skip(why)
+    return PEERS_BIN
+
+
+def version_in_peers(peers_bin: Path, library: str) -> str:
+    return subprocess.run([str(peers_bin / "python"), "-c", f"import {library}; print({library}.__version__)"],
+                          capture_output=True, text=True, check=True).stdout.strip()

@@ -1,61 +1,30 @@
 """The three engines, run from the peers' environment (`make peers`) as the README shows:
-`bench run --engine` on the same data gives the same predictions and logits as Ray and as plain
-PyTorch, and a failure leaves no bundle; `bench micro --engine` cuts the same data into the
-same partitions, each engine with its own figures."""
+`bench perf --peers` and `bench run --engine` on the same data give the same predictions and
+logits as Ray and as plain PyTorch, and a failure leaves no bundle. (`bench micro --engine`:
+tests/release/test_peer_micro.py.)"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 
 import shutil
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
-from helpers import REPO, bundle_logits, plain_pytorch_logits, relative_error, run_cli, synth_dataset
-
-PEERS = REPO / ".venv-peers" / "bin"
-
+from helpers import (REPO, bundle_logits, peers_or_skip, plain_pytorch_logits, relative_error, run_cli, synth_dataset,
+                     version_in_peers)
 
 @pytest.fixture(scope="module")
 def peers_bin():
-    if not (PEERS / "bench").exists():
-        why = "no .venv-peers here: `make peers` makes it"
-        if os.environ.get("BENCH_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"BENCH_REQUIRE_TOOLS=1 but {why}")
-        pytest.skip(why)
-    return PEERS
+    return peers_or_skip()
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return synth_dataset(tmp_path_factory.mktemp("data") / "peers", 48, 16)
-
-
-def version_in_peers(peers_bin, library: str) -> str:
-    return subprocess.run([str(peers_bin / "python"), "-c", f"import {library}; print({library}.__version__)"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.mark.parametrize("engine, library", [("ray", "ray"), ("spark", "pyspark"), ("daft", "daft")])
-def test_each_engine_sleeps_once_per_partition_of_the_same_data(peers_bin, data, engine, library):
-    proc = subprocess.run([str(peers_bin / "bench"), "micro", "--data", str(data), "--engine", engine, "--json"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads(proc.stdout)
-    row_groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in sorted((data / "shards").glob("*.parquet")))
-    assert figures["engine"] == engine and figures["version"] == version_in_peers(peers_bin, library)
-    if engine == "daft":  # its native runner cuts batches at its own edges too, and counts the calls it made
-        assert figures["partitions"] >= row_groups
-    else:
-        assert figures["partitions"] == row_groups
-    assert figures["ideal_s"] == math.ceil(figures["partitions"] / figures["parallelism"])
-    assert figures["measured_s"] >= figures["ideal_s"] - 0.05  # every partition slept its second
-    assert figures["overhead_s"] == pytest.approx(figures["measured_s"] - figures["ideal_s"])
 
 
 def test_the_ray_path_keeps_its_own_pyarrow(peers_bin):

@@ -73,6 +73,12 @@ RULES: dict[str, Run | Skip] = {
     "make peers": Run(needs_peers=True, why="where .venv-peers is made and current, as CI leaves it, it is a no-op"),
     ".venv-peers/bin/bench micro mini --engine spark": Run(needs_peers=True),
     ".venv-peers/bin/bench micro mini --engine daft": Run(needs_peers=True),
+    ".venv-peers/bin/bench run mini --engine spark": Run((("mini", f"--data {TINY}"),), "as with Ray, mini takes "
+                                                         "minutes on 2 cores: 64 images", needs_peers=True),
+    ".venv-peers/bin/bench run mini --engine daft": Run((("mini", f"--data {TINY}"),), "as with Ray, mini takes "
+                                                        "minutes on 2 cores: 64 images", needs_peers=True),
+    ".venv-peers/bin/bench perf --peers": Skip("~10 minutes on mini; tests/integration/test_peer_engines.py runs it "
+                                               "on 48 images (--data, --min-seconds 0.5) and checks every figure"),
     "bench perf": Skip("~9 minutes on mini; tests/release/test_perf_suites.py runs it on 24 images "
                        "(--data, --memory-scale 2, --min-seconds 0.3) and checks every figure"),
     "bench pack results/runs/<bundle>": AS_WRITTEN,
