@@ -104,9 +104,12 @@ def run_case(context: Context, case: Case) -> dict[str, Any]:
     config = case.run_config(context.overrides.device)
     engine = launcher(case.launcher, **case.launcher_options)
     workers, tree = (WorkerMemorySampler(), TreeMemorySampler()) if case.memory else (nullcontext(), nullcontext())
-    with workers, tree:
-        path = runner.run(None, data.uri, config, None, context.out / "runs" / case.name, show_progress=False,
-                          engine=engine)
+    try:
+        with workers, tree:
+            path = runner.run(None, data.uri, config, None, context.out / "runs" / case.name, show_progress=False,
+                              engine=engine)
+    finally:
+        engine.close()
     result = bundle.load(path)
     record = {"bundle": str(Path("runs") / case.name), **run_figures(result)}
     if case.memory:

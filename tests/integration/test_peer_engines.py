@@ -1,7 +1,7 @@
 """The three engines, run from the peers' environment (`make peers`) as the README shows:
 `bench perf --peers` and `bench run --engine` on the same data give the same predictions and
 logits as Ray and as plain PyTorch, and a failure leaves no bundle. (`bench micro --engine`:
-tests/release/test_peer_micro.py.)"""
+tests/release/test_peers_long.py.)"""
 
 from __future__ import annotations
 
@@ -110,3 +110,4 @@ def test_a_failure_mid_run_leaves_no_bundle(peers_bin, data, tmp_path, engine, n
     assert f"the pipeline failed on {named}" in proc.stderr and "No bundle was written" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "bundle").exists()
     assert run_cli("bench", "verify", str(tmp_path / "bundle")).returncode != 0
+

@@ -22,6 +22,10 @@ class Launcher(ABC):
         """The engine's version, recorded beside its name (none for the one-process launcher)."""
         return None
 
+    def close(self) -> None:
+        """Stop the processes the engine started (bench perf runs engines one after another in
+        one process: each case's memory is then its own engine's)."""
+
     @abstractmethod
     def connect(self, address: str | None) -> None:
         """Get ready to run: join or start Ray, or check that nothing remote was asked for."""

@@ -92,6 +92,10 @@ class DaftLauncher(LocalLauncher):
 
         stopwatch = Stopwatch(driver)
         frame = daft.read_parquet(dataset.shard_files).select(*COLUMNS)
+        if dataset.manifest["format"] == "raw":
+            # Ray's tensor type as plain lists: in Ray's processes (the Ray runner) Ray's own
+            # extension class takes the arrays over, and Daft's batches of it come out wrong.
+            frame = frame.with_column("image", frame["image"].cast(daft.DataType.list(daft.DataType.uint8())))
         model = Predict(config.pipeline, dataset.manifest["format"], config.decode_on_device, args)
         frame = frame.select(model(frame["id"], frame["label"], frame["image"]))
         stopwatch.read_called()

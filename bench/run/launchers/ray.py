@@ -38,6 +38,11 @@ class RayLauncher(Launcher):
 
         return ray.__version__
 
+    def close(self) -> None:
+        import ray
+
+        ray.shutdown()
+
     def nodes(self) -> list[dict[str, Any]]:
         return alive_nodes()
 

@@ -56,6 +56,17 @@ class SparkLauncher(LocalLauncher):
             # One task, so one model, per machine at a time, on all its cores.
             self._spark = self._peer.session(self.options.get("master"), task_cpus=usable_cores())
 
+    def close(self) -> None:
+        """The session and its JVM stopped (a later session starts a new JVM)."""
+        from pyspark import SparkContext
+
+        if self._spark is not None:
+            self._spark.stop()
+            self._spark = None
+        if SparkContext._gateway is not None:
+            SparkContext._gateway.shutdown()
+            SparkContext._gateway = SparkContext._jvm = None
+
     def version(self) -> str:
         import pyspark
 
