@@ -14,6 +14,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Callable
 
+import psutil
+
 from bench.config import RunConfig, resolve
 from bench.errors import BenchError
 from bench.measure import micro, probes
@@ -104,12 +106,14 @@ def run_case(context: Context, case: Case) -> dict[str, Any]:
     config = case.run_config(context.overrides.device)
     engine = launcher(case.launcher, **case.launcher_options)
     workers, tree = (WorkerMemorySampler(), TreeMemorySampler()) if case.memory else (nullcontext(), nullcontext())
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     try:
         with workers, tree:
             path = runner.run(None, data.uri, config, None, context.out / "runs" / case.name, show_progress=False,
                               engine=engine)
     finally:
         engine.close()
+        stop_leftovers(before)
     result = bundle.load(path)
     record = {"bundle": str(Path("runs") / case.name), **run_figures(result)}
     if case.memory:
@@ -117,6 +121,23 @@ def run_case(context: Context, case: Case) -> dict[str, Any]:
         record["worker_private_mb"] = workers.by_worker()
         record["peak_tree_private_mb"] = tree.peak_mb()
     return record
+
+
+def stop_leftovers(before: set[int]) -> None:
+    """Processes a run case started and its engine left running (Daft keeps its UDF processes,
+    each with a model), stopped: the next case's memory and cores are its own."""
+    left = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
+    for child in left:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=10)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def run_figures(result: Result) -> dict[str, Any]:
