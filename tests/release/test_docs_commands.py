@@ -99,7 +99,7 @@ RULES: dict[str, Run | Skip] = {
         "torchvision's ImageNet weights cannot be downloaded here; tests/unit/test_bench_cli.py checks the error "
         "a run without them gives"),
     "bench run mini --precision fp32 --save-logits": Run((("mini", f"--data {TINY}"),), MINUTES),
-    "bench run mini --launcher local": Run((("mini", f"--data {TINY}"),), MINUTES),
+    "bench run mini --engine local": Run((("mini", f"--data {TINY}"),), MINUTES),
     "bench run --data s3://BUCKET/synth-10G --address auto": Skip(
         "needs a bucket and a Ray cluster; tests/release/test_cluster_journey.py runs it on two `ray start` nodes "
         "with moto's S3"),

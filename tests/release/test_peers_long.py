@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -75,4 +76,36 @@ def test_daft_on_a_ray_cluster_runs_on_its_ray_runner_with_the_same_predictions(
                       "--out", str(tmp_path / "local"))
     assert local.returncode == 0, local.stderr[-3000:]
     assert result["predictions_sha256"] == json.loads((tmp_path / "local" / "result.json").read_text())["predictions_sha256"]
+    assert relative_error(bundle_logits(tmp_path / "bundle"), plain_pytorch_logits(data)) < 1e-4
+
+
+def test_spark_on_a_standalone_cluster_gives_the_same_predictions(peers_bin, data, tmp_path):
+    # A Spark master and one worker of its own (spark-class, as `start-master.sh` runs them), on loopback.
+    spark_class = next((peers_bin.parent / "lib").glob("python3*/site-packages/pyspark/bin/spark-class"))
+    port = free_port()
+    env = {**os.environ, "SPARK_HOME": str(spark_class.parent.parent), "SPARK_LOG_DIR": str(tmp_path / "logs"),
+           "SPARK_WORKER_DIR": str(tmp_path / "work")}
+    master = subprocess.Popen([str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                               "--port", str(port), "--webui-port", str(free_port())], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    worker = subprocess.Popen([str(spark_class), "org.apache.spark.deploy.worker.Worker", f"spark://127.0.0.1:{port}",
+                               "--cores", "2", "--memory", "4g", "--webui-port", str(free_port())],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                              env=env)
+    try:
+        for line in worker.stdout:  # until the worker has joined the master
+            if "Successfully registered with master" in line:
+                break
+        threading.Thread(target=worker.stdout.read, daemon=True).start()  # its log must not fill the pipe
+        proc = bench_run(peers_bin / "bench", "--data", str(data), "--engine", "spark", "--spark-master",
+                         f"spark://127.0.0.1:{port}", "--precision", "fp32", "--save-logits", "-q",
+                         "--out", str(tmp_path / "bundle"))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    finally:
+        for server in (worker, master):
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(60)
+    result = json.loads((tmp_path / "bundle" / "result.json").read_text())
+    assert result["launcher"] == {"name": "spark", "version": version_in_peers(peers_bin, "pyspark"),
+                                  "options": {"master": f"spark://127.0.0.1:{port}"}}
     assert relative_error(bundle_logits(tmp_path / "bundle"), plain_pytorch_logits(data)) < 1e-4

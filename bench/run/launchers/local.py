@@ -60,7 +60,7 @@ class LocalLauncher(Launcher):
     def connect(self, address: str | None) -> None:
         if address:
             raise BenchError(f"--address {address}: the local launcher runs in this process, without Ray; "
-                             "use --launcher ray to run on a cluster")
+                             "use --engine ray to run on a cluster")
 
     def nodes(self) -> list[dict[str, Any]]:
         import torch
