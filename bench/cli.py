@@ -285,14 +285,12 @@ def micro_command(
         connect(address)
         figures = micro.run(dataset.shard_files, dataset.filesystem, partitions)
     else:
-        from bench.peers import peer
+        from bench.peers import check_local, peer
 
         chosen = peer(engine)
         if address:
             raise BenchError(f"--address is a Ray cluster's; --engine {engine} runs on this machine")
-        if dataset.uri.startswith("s3://"):
-            raise BenchError(f"--engine {engine} reads local datasets; {dataset.uri} is on S3: copy it to a local "
-                             "folder and pass --data")
+        check_local(engine, dataset.uri)
         figures = chosen.micro(dataset.shard_files, partitions or micro.row_groups(dataset.shard_files))
     if as_json:
         typer.echo(json.dumps(figures, indent=2))

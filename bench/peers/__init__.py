@@ -25,3 +25,10 @@ def peer(name: str) -> ModuleType:
 
 def missing(library: str) -> BenchError:
     return BenchError(f"{library} is not installed in this environment ({INSTALL})")
+
+
+def check_local(engine: str, uri: str) -> None:
+    """The peers read datasets on this machine's filesystem; S3 is refused with the way round."""
+    if uri.startswith("s3://"):
+        raise BenchError(f"--engine {engine} reads local datasets; {uri} is on S3: copy it to a local folder and "
+                         "pass --data")

@@ -166,7 +166,7 @@ def run(size: str | None, data: str | None, config: RunConfig, address: str | No
         result = Result(
             kit_version=envinfo.__version__,
             created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            launcher={"name": engine.name, **({"version": engine.version()} if engine.version() else {}),
+            launcher={"name": engine.name, **({"version": version} if (version := engine.version()) else {}),
                       **({"options": engine.options} if engine.options else {})},
             images=timings.images,
             throughput_img_s=timings.images / timings.total_s,

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.peers import check_local
 from bench.run.cluster import Placement
 from bench.run.datasets import Dataset
 from bench.run.launchers.local import LocalLauncher, predicted
@@ -73,9 +74,7 @@ class SparkLauncher(LocalLauncher):
         return pyspark.__version__
 
     def check_readable(self, dataset: Dataset, placement: Placement) -> None:
-        if dataset.uri.startswith("s3://"):
-            raise BenchError(f"--engine spark reads local datasets; {dataset.uri} is on S3: copy it to a local folder "
-                             "and pass --data")
+        check_local(self.name, dataset.uri)
 
     def execute(self, dataset: Dataset, config: RunConfig, placement: Placement, predictions: Path,
                 weights_sha256: str, show_progress: bool, int8_state: bytes | None,
