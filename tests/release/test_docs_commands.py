@@ -72,7 +72,6 @@ RULES: dict[str, Run | Skip] = {
     "bench micro mini": AS_WRITTEN,
     "make peers": Run(needs_peers=True, why="where .venv-peers is made and current, as CI leaves it, it is a no-op"),
     ".venv-peers/bin/bench micro mini --engine spark": Run(needs_peers=True),
-    ".venv-peers/bin/bench micro mini --engine daft": Run(needs_peers=True),
     ".venv-peers/bin/bench run mini --engine spark": Run((("mini", f"--data {TINY}"),), "as with Ray, mini takes "
                                                          "minutes on 2 cores: 64 images", needs_peers=True),
     ".venv-peers/bin/bench run mini --engine daft": Run((("mini", f"--data {TINY}"),), "as with Ray, mini takes "
