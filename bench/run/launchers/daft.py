@@ -41,7 +41,7 @@ class DaftLauncher(LocalLauncher):
     def __init__(self) -> None:
         from bench.peers import peer
 
-        peer("daft")  # not installed: one line, before any work
+        self._peer = peer("daft")  # not installed: one line, before any work
         self.options: dict[str, Any] = {}
         self._predictor = None
 
@@ -57,9 +57,7 @@ class DaftLauncher(LocalLauncher):
             self.options = {"runner": "native"}
 
     def version(self) -> str:
-        import daft
-
-        return daft.__version__
+        return self._peer.version()
 
     def check_readable(self, dataset: Dataset, placement: Placement) -> None:
         check_local(self.name, dataset.uri)

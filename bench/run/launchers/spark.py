@@ -69,9 +69,7 @@ class SparkLauncher(LocalLauncher):
             SparkContext._gateway = SparkContext._jvm = None
 
     def version(self) -> str:
-        import pyspark
-
-        return pyspark.__version__
+        return self._peer.version()
 
     def check_readable(self, dataset: Dataset, placement: Placement) -> None:
         check_local(self.name, dataset.uri)
