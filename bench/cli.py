@@ -67,7 +67,7 @@ def run_command(
     decode_on_device: Annotated[bool, typer.Option(help="JPEG data, fast pipeline: the model actors decode, resize and crop on their device (nvJPEG on a GPU) instead of the CPU tasks doing it, for GPUs whose hosts cannot decode fast enough. Its accuracy cost against CPU decoding is measured and kept in the bundle.")] = False,
     launcher_name: Annotated[str, typer.Option("--engine", "--launcher", help="ray (Ray Data, on this machine or --address's cluster); spark or daft (the engines users pick instead, on the same stages and model: `make peers`, then .venv-peers/bin/bench); or local (the same stages in this one process, without any engine: the practical limit, and what runs where Ray is not installed).")] = "ray",
     spark_master: Annotated[Optional[str], typer.Option(help="--engine spark: a Spark master URL (spark://host:7077); default local[N] over this machine's cores.")] = None,
-    warm_up: Annotated[Optional[bool], typer.Option("--warm-up/--no-warm-up", help="Before the timer, start a worker process per CPU of the cluster with what the read tasks import loaded, as Ray's own benchmarks warm up (default: on for fast; the reference keeps the reference's cold start). The bundle records that it ran.")] = None,
+    warm_up: Annotated[Optional[bool], typer.Option("--warm-up/--no-warm-up", help="Before the timer, start a worker process per CPU of the cluster with what the read tasks import loaded, and Ray Data's helper actors, as Ray's own benchmarks warm up (default: on for fast; the reference keeps the reference's cold start). The bundle records that it ran.")] = None,
 ) -> None:
     """Run the benchmark end to end and write a verified result bundle.
 

@@ -137,3 +137,16 @@ def test_preprocessed_blocks_carry_their_process_lane_once():
     assert list(marks) == ["process up", "first block read", "first block preprocessed"]
     assert marks["first block read"] <= marks["first block preprocessed"]
     assert lanes_in(second[startup.COLUMN]) == []
+
+
+def test_the_report_says_what_the_warm_up_ran_and_what_an_older_bundle_did_not_record():
+    from bench.results.report import startup_note
+
+    lanes = [{"lane": "driver", "node": "n", "pid": 1, "marks": {"timer started": 100.0}}]
+    warmup = {"tasks": 2, "processes": 2, "imports": ["ray.data"], "seconds": 1.5}
+    older = startup_note(result_with({"lanes": lanes, "warmup": warmup}, {"start": 100.0}))
+    assert older == "before the timer, a warm-up ran 2 task(s) in 2 worker process(es), loading ray.data, in 1.5 s"
+    warmup["ray_data_helpers"] = ["ActorLocationTracker", "datasets_stats_actor"]
+    now = startup_note(result_with({"lanes": lanes, "warmup": warmup}, {"start": 100.0}))
+    assert "started Ray Data's helper actors (ActorLocationTracker, datasets_stats_actor)" in now
+    assert startup_note(result_with({"lanes": lanes, "warmup": None}, {"start": 100.0})).startswith("cold start")
