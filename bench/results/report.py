@@ -158,8 +158,9 @@ def startup_note(result: Result) -> str:
         return "no start-up timeline in this bundle (made before the kit recorded one)"
     if not warmup:
         return "cold start: no warm-up ran before the timer"
-    helpers = warmup.get("ray_data_helpers")  # bundles from before this step have none
-    started = f", and started Ray Data's helper actors ({', '.join(helpers)})" if helpers else ""
+    helpers = warmup.get("ray_data_helpers")  # None: a bundle from before the warm-up started them
+    started = (f", and started Ray Data's helper actors ({', '.join(helpers)})" if helpers else
+               ", with Ray Data's helper actors running already" if helpers == [] else "")
     return (f"before the timer, a warm-up ran {warmup['tasks']} task(s) in {warmup['processes']} worker process(es), "
             f"loading {', '.join(warmup['imports'])}{started}, in {warmup['seconds']:.1f} s")
 

@@ -34,22 +34,28 @@ def warm_workers(nodes: list[dict[str, Any]], modules: list[str], hold_s: float 
             "ray_data_helpers": start_ray_data_helpers(), "seconds": time.time() - started}
 
 
-class _Pass:
-    """The warm-up's stand-in for a model actor."""
+class WarmUp:
+    """The warm-up's stand-in for a model actor; Ray names it in its one line about the actors'
+    constructor arguments (README)."""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         return batch
 
 
 def start_ray_data_helpers() -> list[str]:
-    """Ray Data's cluster-wide helpers (its stats actor, autoscaling requester, actor location
-    tracker, usage recorder) started by a one-row dataset through a one-actor pool; the named
-    actors alive after it. They are detached actors, each a worker process that imports
-    ray.data: left to the run, they start in its first second, on the cores where the model
-    actor and the file listing start, and only a cluster's first run pays for them."""
+    """Ray Data's cluster-wide helpers (its stats actor, actor location tracker, autoscaling
+    coordinator and, where usage stats are on, usage recorder) started by a one-row dataset
+    through a one-actor pool; the names of the actors it started (none on a cluster that ran a
+    dataset before). They are detached actors, each a worker process that imports ray.data: left
+    to the run, they start in its first second, on the cores where the model actor and the file
+    listing start, and only a cluster's first run pays for them."""
     import ray
 
+    def named() -> set[tuple[str, str]]:
+        return {(actor["namespace"], actor["name"]) for actor in ray.util.list_named_actors(all_namespaces=True)}
+
+    before = named()
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ray.data.range(1, override_num_blocks=1).map_batches(_Pass, compute=ray.data.ActorPoolStrategy(size=1),
+    ray.data.range(1, override_num_blocks=1).map_batches(WarmUp, compute=ray.data.ActorPoolStrategy(size=1),
                                                          num_cpus=0).take_all()
-    return sorted(actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True))
+    return sorted(name for _, name in named() - before)

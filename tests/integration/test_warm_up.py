@@ -36,7 +36,13 @@ def test_a_fresh_clusters_first_run_starts_no_ray_data_helper_inside_its_timer(r
     started = actors_started(ray_local)
     inside = sorted({cls for cls, _, at in started if at >= start})
     assert inside == sorted(RUNS_OWN), started
-    # The bundle names the helpers the warm-up left running, as Ray's actor table has them.
+    # The bundle names the helpers the warm-up started, as Ray's actor table has them.
     helpers = {name for cls, name, at in started if name and at < start}
     assert {"datasets_stats_actor", "ActorLocationTracker"} <= helpers
     assert set(result.startup["warmup"]["ray_data_helpers"]) == helpers
+    # The cluster's next run finds them running: its warm-up starts none, and its timer only its own.
+    again = bundle.load(runner.run(None, str(data), RunConfig(batch_size=8), None, tmp_path / "again",
+                                   show_progress=False))
+    assert again.startup["warmup"]["ray_data_helpers"] == []
+    later = sorted({cls for cls, _, at in actors_started(ray_local) if at >= again.events["start"]})
+    assert later == sorted(RUNS_OWN)

@@ -149,4 +149,7 @@ def test_the_report_says_what_the_warm_up_ran_and_what_an_older_bundle_did_not_r
     warmup["ray_data_helpers"] = ["ActorLocationTracker", "datasets_stats_actor"]
     now = startup_note(result_with({"lanes": lanes, "warmup": warmup}, {"start": 100.0}))
     assert "started Ray Data's helper actors (ActorLocationTracker, datasets_stats_actor)" in now
+    warmup["ray_data_helpers"] = []  # a cluster that had run a dataset before
+    assert "with Ray Data's helper actors running already" in startup_note(
+        result_with({"lanes": lanes, "warmup": warmup}, {"start": 100.0}))
     assert startup_note(result_with({"lanes": lanes, "warmup": None}, {"start": 100.0})).startswith("cold start")
