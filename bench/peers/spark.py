@@ -5,15 +5,16 @@ a cluster at ``master``. Its configuration, each for a reason:
   UDFs that Databricks documents for model inference need it, and it is the fast path.
 - Half the machine's memory for the driver, which in local mode is also the executor: the cached
   images must fit, as they fit in Ray's object store.
-- No web UI, no console progress, and only fatal errors logged (a log4j2 file of its own, as the JVM
-  starts): a quiet screen, as with Ray.
+- No web UI, no console progress, and the JVM's output in a log file of its own (``jvm_log``):
+  its start-up notices, its warnings, and what its Python workers print when a failed job tears
+  them down (a ConnectionResetError traceback). A quiet screen, as with Ray, whose logs also stay
+  in files; a failed job still reaches the user as the kit's one line, which names the log.
 - Python workers on this interpreter (PYSPARK_PYTHON), not whatever `python3` is on PATH.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import atexit
 import os
 import re
 import shutil
@@ -32,11 +33,12 @@ from bench.peers import missing
 from data_prep.common.cores import usable_cores
 from data_prep.common.shard_format import COLUMNS
 
-# Spark's JVM logs only fatal errors, on stderr: a failed job reaches the user as the kit's one
-# line; the repl logger at the root's level stops pyspark's "Setting default log level" notice.
-LOG4J2 = """rootLogger.level = fatal
+# Spark's JVM logs warnings and worse, to its stderr (the session's log file): a failed job
+# reaches the user as the kit's one line; the repl logger at the root's level stops pyspark's
+# "Setting default log level" notice.
+LOG4J2 = """rootLogger.level = warn
 logger.repl.name = org.apache.spark.repl.Main
-logger.repl.level = fatal
+logger.repl.level = warn
 rootLogger.appenderRef.stderr.ref = stderr
 appender.stderr.type = Console
 appender.stderr.name = stderr
@@ -73,25 +75,36 @@ def version() -> str:
 
 def session(master: str | None = None, task_cpus: int = 1):
     """A Spark session on ``master`` (default ``local[N]`` over this process's cores), each task
-    reserving ``task_cpus`` cores."""
+    reserving ``task_cpus`` cores; its JVM writes to ``jvm_log(spark)``, kept after the run as
+    Ray keeps its logs."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
     memory_mib = psutil.virtual_memory().total // 2**21
-    folder = tempfile.mkdtemp(prefix="raybench-spark-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    log4j2 = Path(folder) / "log4j2.properties"
+    folder = Path(tempfile.mkdtemp(prefix="raybench-spark-"))
+    log4j2 = folder / "log4j2.properties"
     log4j2.write_text(LOG4J2)
-    spark = (SparkSession.builder.master(master or f"local[{usable_cores()}]").appName("raybench")
-             .config("spark.ui.enabled", "false")
-             .config("spark.task.cpus", str(task_cpus))
-             .config("spark.ui.showConsoleProgress", "false")
-             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-             .config("spark.driver.memory", f"{memory_mib}m")
-             .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j2.as_uri()}")
-             .getOrCreate())
-    spark.sparkContext.setLogLevel("FATAL")
-    return spark
+    conf = (SparkConf().setMaster(master or f"local[{usable_cores()}]").setAppName("raybench")
+            .set("spark.ui.enabled", "false")
+            .set("spark.task.cpus", str(task_cpus))
+            .set("spark.ui.showConsoleProgress", "false")
+            .set("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .set("spark.driver.memory", f"{memory_mib}m")
+            .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j2.as_uri()}")
+            .set(LOG_KEY, str(folder / "jvm.log")))
+    with open(folder / "jvm.log", "ab") as log:  # the JVM keeps its own copy of the descriptor
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    return SparkSession(SparkContext(conf=conf, gateway=gateway))
+
+
+LOG_KEY = "spark.raybench.jvmLog"  # where session() sent the JVM's output
+
+
+def jvm_log(spark) -> str:
+    """The file that ``spark``'s JVM (and its local Python workers) write to."""
+    return spark.sparkContext.getConf().get(LOG_KEY)
 
 
 def _sleep_one_second(batches):

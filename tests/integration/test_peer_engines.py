@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import shutil
@@ -108,6 +109,13 @@ def test_a_failure_mid_run_leaves_no_bundle(peers_bin, data, tmp_path, engine, n
                      "--out", str(tmp_path / "bundle"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"the pipeline failed on {named}" in proc.stderr and "No bundle was written" in proc.stderr, proc.stderr[-2000:]
+    if engine == "spark":
+        # The kit's one line and nothing of the JVM's: its notices, and the traceback its Python
+        # workers may print as the failed job tears them down, are in the log the line names.
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, proc.stderr[-3000:]
+        log = Path(re.search(r"Spark's own log: (\S+)\)", lines[0])[1])
+        assert shard.name in log.read_text() and "ERROR" in log.read_text()
     assert not (tmp_path / "bundle").exists()
     assert run_cli("bench", "verify", str(tmp_path / "bundle")).returncode != 0
 

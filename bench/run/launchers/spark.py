@@ -107,8 +107,9 @@ class SparkLauncher(LocalLauncher):
         causes = [line for line in lines if "Error" in line or "Exception" in line] or lines or [type(exc).__name__]
         where = next((line for line in causes if "reading file" in line), None)  # Spark names the file it failed on
         cause = "; ".join(dict.fromkeys(line[:300] for line in (where, causes[-1]) if line))
-        return BenchError(f"the pipeline failed on Spark: {cause}. No bundle was written. If a shard may be damaged, "
-                          f"`data-prep verify {dataset.uri}` names it")
+        log = f" (Spark's own log: {self._peer.jvm_log(self._spark)})" if self._spark is not None else ""
+        return BenchError(f"the pipeline failed on Spark: {cause}{log}. No bundle was written. If a shard may be "
+                          f"damaged, `data-prep verify {dataset.uri}` names it")
 
 
 class _Predict:
