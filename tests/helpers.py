@@ -51,6 +51,14 @@ def tmpfs(mount: Path, size_bytes: int) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
+def ray_actors() -> list[dict]:
+    """Every actor the connected Ray has created, alive or dead, from the GCS's actor table (Ray's
+    state API reads the same table, but needs the dashboard, which the tests' Ray does not start)."""
+    from ray._private import state
+
+    return list(state.actors().values())
+
+
 def synth_dataset(out: Path, images: int, rows_per_shard: int = 8, *extra: str) -> Path:
     """A small synthetic data-prep dataset, made through the CLI as a user would."""
     run_cli("data-prep", "synth", "--images", str(images), "--rows-per-shard", str(rows_per_shard),

@@ -46,6 +46,7 @@ appender.stderr.target = SYSTEM_ERR
 appender.stderr.layout.type = PatternLayout
 appender.stderr.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
 """
+LOG_KEY = "spark.raybench.jvmLog"  # where session() sent the JVM's output
 JAVA = "Spark needs Java 17 or newer"
 JAVA_FIX = "apt-get install openjdk-17-jre-headless (Debian/Ubuntu), or put a JDK 17 on PATH"
 
@@ -84,7 +85,7 @@ def session(master: str | None = None, task_cpus: int = 1):
     os.environ["PYSPARK_PYTHON"] = sys.executable
     memory_mib = psutil.virtual_memory().total // 2**21
     folder = Path(tempfile.mkdtemp(prefix="raybench-spark-"))
-    log4j2 = folder / "log4j2.properties"
+    log4j2, jvm_output = folder / "log4j2.properties", folder / "jvm.log"
     log4j2.write_text(LOG4J2)
     conf = (SparkConf().setMaster(master or f"local[{usable_cores()}]").setAppName("raybench")
             .set("spark.ui.enabled", "false")
@@ -93,13 +94,11 @@ def session(master: str | None = None, task_cpus: int = 1):
             .set("spark.sql.execution.arrow.pyspark.enabled", "true")
             .set("spark.driver.memory", f"{memory_mib}m")
             .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j2.as_uri()}")
-            .set(LOG_KEY, str(folder / "jvm.log")))
-    with open(folder / "jvm.log", "ab") as log:  # the JVM keeps its own copy of the descriptor
+            .set(LOG_KEY, str(jvm_output)))
+    with open(jvm_output, "ab") as log:  # the JVM keeps its own copy of the descriptor
         gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
     return SparkSession(SparkContext(conf=conf, gateway=gateway))
 
-
-LOG_KEY = "spark.raybench.jvmLog"  # where session() sent the JVM's output
 
 
 def jvm_log(spark) -> str:

@@ -39,12 +39,10 @@ def test_ray_keeps_its_pool_for_many_files_and_a_users_setting_is_kept(no_user_s
 
 
 def footer_reader_actors(ray) -> int:
-    """FooterReader actors this Ray instance has created so far, alive or dead. (Ray's state
-    API needs the dashboard, which the tests' Ray does not start; the GCS's actor table is what
-    that API reads.)"""
-    from ray._private import state
+    """FooterReader actors this Ray instance has created so far, alive or dead."""
+    from helpers import ray_actors
 
-    return sum(1 for actor in state.actors().values() if "FooterReader" in actor["ActorClassName"])
+    return sum(1 for actor in ray_actors() if "FooterReader" in actor["ActorClassName"])
 
 
 def test_a_read_of_three_files_starts_one_footer_reader_where_ray_alone_starts_32(ray_local, tmp_path,

@@ -114,8 +114,8 @@ def test_a_failure_mid_run_leaves_no_bundle(peers_bin, data, tmp_path, engine, n
         # workers may print as the failed job tears them down, are in the log the line names.
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, proc.stderr[-3000:]
-        log = Path(re.search(r"Spark's own log: (\S+)\)", lines[0])[1])
-        assert shard.name in log.read_text() and "ERROR" in log.read_text()
+        log = Path(re.search(r"Spark's own log: (\S+)\)", lines[0])[1]).read_text()
+        assert shard.name in log and "ERROR" in log
     assert not (tmp_path / "bundle").exists()
     assert run_cli("bench", "verify", str(tmp_path / "bundle")).returncode != 0
 

@@ -12,18 +12,15 @@ from bench.config import RunConfig
 from bench.results import bundle
 from bench.run import runner
 
-from helpers import synth_dataset
+from helpers import ray_actors, synth_dataset
 
 # What a run itself starts: its model actors and its parquet footer readers.
 RUNS_OWN = ("MapWorker(MapBatches(preprocess)->MapBatches(Predictor))", "FooterReader")
 
 
 def actors_started(ray) -> list[tuple[str, str, float]]:
-    """(class, name, start time in s) of every actor this Ray has started. (Ray's state API needs
-    the dashboard, which the tests' Ray does not start; the GCS's actor table is what it reads.)"""
-    from ray._private import state
-
-    return [(actor["ActorClassName"], actor["Name"], actor["StartTime"] / 1000) for actor in state.actors().values()
+    """(class, name, start time in s) of every actor this Ray has started."""
+    return [(actor["ActorClassName"], actor["Name"], actor["StartTime"] / 1000) for actor in ray_actors()
             if actor["StartTime"]]
 
 
